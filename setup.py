@@ -1,0 +1,30 @@
+"""Installs the `keras_bert` library (distribution name: keras-bert-suite).
+
+Only the `keras_bert` package is installed; the `training/` and `serving/`
+jobs run from the checkout as `python -m training.<job>` / `python -m serving.<job>`.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="keras-bert-suite",
+    version="0.1.0",
+    description="BERT for TensorFlow/Keras 3: pretraining, fine-tuning, checkpoint interop and TF Serving export.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["keras_bert", "keras_bert.*"]),
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tensorflow-text==2.21.1",
+        "keras==3.15.1",
+        "keras-hub==0.32.0",
+        "tensorboard==2.21.0",
+        "tensorflow-serving-api==2.21.0",
+        "grpcio==1.85.1",
+        "safetensors==0.8.0",
+        "pyyaml==6.0.3",
+        "numpy>=1.26,<2.5",
+    ],
+    extras_require={
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "tokenizers==0.23.3"],
+    },
+)
