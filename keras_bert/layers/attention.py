@@ -1,0 +1,84 @@
+"""Multi-head self-attention with a fused query/key/value projection and a padding mask."""
+
+import keras
+from keras import ops
+
+# Added to the scores of padded keys; large but finite so float32 softmax stays exact.
+_MASK_PENALTY = -1e9
+
+
+def padding_mask_to_bias(padding_mask):
+    """`[batch, seq]` 1/0 mask -> float32 additive bias `[batch, 1, 1, seq]`."""
+    mask = ops.cast(padding_mask, "float32")
+    return ((1.0 - mask) * _MASK_PENALTY)[:, None, None, :]
+
+
+@keras.saving.register_keras_serializable(package="keras_bert")
+class SelfAttention(keras.layers.Layer):
+    """Bidirectional multi-head self-attention over real (non-padding) tokens.
+
+    Query, key and value come from one `[hidden, 3 * hidden]` projection (one
+    matmul instead of three). Scores and softmax run in float32 under mixed
+    precision.
+
+    Args:
+        hidden_size: int. Model width.
+        num_heads: int. Number of attention heads; must divide `hidden_size`.
+        dropout: float. Dropout on attention probabilities.
+        initializer_range: float. Stddev of the truncated-normal initializer.
+
+    Call arguments:
+        x: float tensor `[batch, seq, hidden]`.
+        padding_mask: int tensor `[batch, seq]`, 1 for real tokens, 0 for padding.
+
+    Example:
+    >>> layer = SelfAttention(hidden_size=8, num_heads=2)
+    >>> layer(ops.ones((2, 5, 8)), ops.ones((2, 5), "int32")).shape
+    (2, 5, 8)
+    """
+
+    def __init__(self, hidden_size, num_heads, dropout=0.1, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}")
+        # === Config ===
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.initializer_range = initializer_range
+        self.head_size = hidden_size // num_heads
+        # === Layers ===
+        initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        self.qkv = keras.layers.Dense(3 * hidden_size, kernel_initializer=initializer,
+                                      dtype=self.dtype_policy, name="qkv")
+        self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=initializer,
+                                               dtype=self.dtype_policy, name="output")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype="float32", name="dropout")
+
+    def build(self, x_shape, padding_mask_shape=None):
+        self.qkv.build(x_shape)
+        self.output_dense.build(tuple(x_shape[:-1]) + (self.hidden_size,))
+
+    def call(self, x, padding_mask, training=None):
+        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+        qkv = ops.reshape(self.qkv(x), (batch, seq, 3, self.num_heads, self.head_size))
+        # [3, batch, heads, seq, head_size]
+        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
+        query, key, value = qkv[0], qkv[1], qkv[2]
+        query = query * ops.cast(self.head_size ** -0.5, query.dtype)
+        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
+        scores = ops.cast(scores, "float32") + padding_mask_to_bias(padding_mask)
+        probs = ops.softmax(scores, axis=-1)
+        probs = ops.cast(self.dropout_layer(probs, training=training), self.compute_dtype)
+        context = ops.matmul(probs, value)  # [batch, heads, seq, head_size]
+        context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (batch, seq, self.hidden_size))
+        return self.output_dense(context)
+
+    def compute_output_shape(self, x_shape, padding_mask_shape=None):
+        return tuple(x_shape[:-1]) + (self.hidden_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_size=self.hidden_size, num_heads=self.num_heads, dropout=self.dropout,
+                      initializer_range=self.initializer_range)
+        return config

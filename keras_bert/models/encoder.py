@@ -1,0 +1,111 @@
+"""`BertEncoder`: the BERT network as a functional Keras model with dict inputs."""
+
+import keras
+
+from keras_bert.config import BertConfig
+from keras_bert.layers import BertEmbeddings, BertPooler, TransformerBlock
+
+
+def as_config(config):
+    """Accepts a `BertConfig`, a preset name or a config dict."""
+    if isinstance(config, BertConfig):
+        return config
+    if isinstance(config, str):
+        return BertConfig.from_preset(config)
+    if isinstance(config, dict):
+        return BertConfig.from_dict(config)
+    raise TypeError(f"Expected a BertConfig, a preset name or a dict, got {type(config).__name__}")
+
+
+def encoder_inputs():
+    """The three int32 `[batch, seq]` inputs every BERT model takes."""
+    return {
+        name: keras.Input(shape=(None,), dtype="int32", name=name)
+        for name in ("token_ids", "segment_ids", "padding_mask")
+    }
+
+
+@keras.saving.register_keras_serializable(package="keras_bert")
+class BertEncoder(keras.Model):
+    """The BERT encoder: embeddings, transformer blocks and pooler.
+
+    Inputs are a dict of int32 `[batch, seq]` tensors: `token_ids`,
+    `segment_ids` and `padding_mask` (1 for real tokens, 0 for padding).
+    Outputs are a dict: `sequence_output` `[batch, seq, hidden]`,
+    `pooled_output` `[batch, hidden]` and, with `output_all_layers=True`,
+    `layer_outputs`, the list of every block's output.
+
+    Args:
+        config: `BertConfig`, preset name or config dict.
+        output_all_layers: bool. Also return every block's output.
+
+    Example:
+    >>> encoder = BertEncoder(BertConfig.from_preset("bert_tiny", vocab_size=100))
+    >>> ids = np.array([[2, 5, 6, 3, 0]], "int32")
+    >>> out = encoder({"token_ids": ids, "segment_ids": 0 * ids, "padding_mask": (ids > 0).astype("int32")})
+    >>> out["sequence_output"].shape, out["pooled_output"].shape
+    (TensorShape([1, 5, 128]), TensorShape([1, 128]))
+    """
+
+    def __init__(self, config, output_all_layers=False, **kwargs):
+        config = as_config(config)
+        # === Layers ===
+        embeddings = BertEmbeddings(
+            vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+            max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
+            dropout=config.hidden_dropout, layer_norm_epsilon=config.layer_norm_epsilon,
+            initializer_range=config.initializer_range, name="embeddings")
+        blocks = [
+            TransformerBlock(
+                hidden_size=config.hidden_size, num_heads=config.num_heads,
+                intermediate_size=config.intermediate_size, hidden_act=config.hidden_act,
+                dropout=config.hidden_dropout, attention_dropout=config.attention_dropout,
+                layer_norm_epsilon=config.layer_norm_epsilon, initializer_range=config.initializer_range,
+                pre_layer_norm=config.pre_layer_norm, name=f"transformer_block_{i}")
+            for i in range(config.num_layers)
+        ]
+        # Pre-LN stacks end with one more LayerNorm; post-LN blocks already end in one.
+        final_layer_norm = None
+        if config.pre_layer_norm:
+            final_layer_norm = keras.layers.LayerNormalization(
+                epsilon=config.layer_norm_epsilon, dtype="float32", name="final_layer_norm")
+        pooler = BertPooler(config.hidden_size, initializer_range=config.initializer_range, name="pooler")
+
+        # === Functional Model ===
+        inputs = encoder_inputs()
+        x = embeddings(inputs["token_ids"], inputs["segment_ids"])
+        layer_outputs = []
+        for block in blocks:
+            x = block(x, inputs["padding_mask"])
+            layer_outputs.append(x)
+        if final_layer_norm is not None:
+            x = final_layer_norm(x)
+        outputs = {"sequence_output": x, "pooled_output": pooler(x)}
+        if output_all_layers:
+            outputs["layer_outputs"] = layer_outputs
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.config = config
+        self.output_all_layers = output_all_layers
+        self.embeddings = embeddings
+        self.transformer_blocks = blocks
+        self.final_layer_norm = final_layer_norm
+        self.pooler = pooler
+
+    @property
+    def token_embedding(self):
+        """The token-embedding layer (its matrix is tied to the MLM output projection)."""
+        return self.embeddings.token_embedding
+
+    def get_config(self):
+        return {
+            "config": self.config.to_dict(),
+            "output_all_layers": self.output_all_layers,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
