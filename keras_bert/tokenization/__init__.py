@@ -1,0 +1,24 @@
+"""BERT tokenization: vocabulary loading, the in-graph WordPiece tokenizer and the packer."""
+
+from keras_bert.tokenization.graph_ops import disallowed_ops, list_graph_ops, load_allowlist
+from keras_bert.tokenization.packer import BertPacker, truncated_pair_lengths
+from keras_bert.tokenization.tokenizer import BertTokenizer
+from keras_bert.tokenization.vocabulary import (
+    RESERVED_TOKENS,
+    VocabularyError,
+    load_vocabulary,
+    validate_vocabulary,
+)
+
+__all__ = [
+    "BertPacker",
+    "BertTokenizer",
+    "RESERVED_TOKENS",
+    "VocabularyError",
+    "disallowed_ops",
+    "list_graph_ops",
+    "load_allowlist",
+    "load_vocabulary",
+    "truncated_pair_lengths",
+    "validate_vocabulary",
+]

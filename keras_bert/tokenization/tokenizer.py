@@ -1,0 +1,292 @@
+"""In-graph BERT WordPiece tokenizer as a Keras layer (TF Serving compatible ops only)."""
+
+import functools
+import os
+
+import keras
+import tensorflow as tf
+from tensorflow_text.core.pybinds import pywrap_fast_bert_normalizer_model_builder
+from tensorflow_text.core.pybinds import pywrap_fast_wordpiece_tokenizer_model_builder
+from tensorflow_text.python.ops.fast_bert_normalizer import FastBertNormalizer
+from tensorflow_text.python.ops.fast_wordpiece_tokenizer import FastWordpieceTokenizer
+
+from keras_bert.tokenization.vocabulary import load_vocabulary, validate_vocabulary
+
+# Characters original BERT's `_clean_text` deletes (not replaces by a space): NUL, U+FFFD and
+# every Unicode "C*" category character except tab/newline/carriage return (which are whitespace).
+# FastBertNormalize would turn them into spaces and split words ("d\x92água" -> "d", "água"),
+# so we delete them first. Invalid UTF-8 bytes are deleted as well (decoded as U+FFFD).
+_CONTROL_CHARS_REGEX = r"[^\P{C}\t\n\r]|\x{FFFD}"
+_CONTROL_CATEGORY_REGEX = _CONTROL_CHARS_REGEX
+
+
+@functools.lru_cache(maxsize=4)
+def _normalizer_model(lowercase_and_strip_accents):
+    return pywrap_fast_bert_normalizer_model_builder.build_fast_bert_normalizer_model(
+        lowercase_and_strip_accents
+    )
+
+
+def _wordpiece_model(vocabulary, unknown_token, max_bytes_per_word):
+    return pywrap_fast_wordpiece_tokenizer_model_builder.build_fast_wordpiece_model(
+        list(vocabulary), max_bytes_per_word, "##", unknown_token, False, False
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_bert")
+class BertTokenizer(keras.layers.Layer):
+    """Turns raw UTF-8 strings into BERT word-piece ids, inside the TensorFlow graph.
+
+    Follows original BERT's BasicTokenizer + WordpieceTokenizer: control characters
+    deleted, whitespace normalised, punctuation and CJK characters split; when
+    uncased, lower-casing with accent stripping (NFD, drop combining marks). Built on
+    tensorflow-text's FastBertNormalize and FastWordpieceTokenizeWithOffsets ops, both
+    registered by TF Serving's stock build, so the layer can be exported with a model.
+
+    Known deviation from the reference (Python BERT / HF `tokenizers`): uncased mode
+    lower-cases with Unicode NFKC case folding, so compatibility characters such as
+    the ligature "ﬁ" or "½" become "fi" / "1⁄2" (none occur in the parity corpora).
+
+    Args:
+        vocabulary: str path to vocab.txt, or list[str] of tokens (index = id).
+        lowercase: bool, lower-case the text (uncased models).
+        strip_accents: bool or None; None follows `lowercase` as in BERT. Only
+            `strip_accents == lowercase` is supported by the in-graph normaliser.
+        unknown_token: str, token for words that cannot be split into pieces.
+        max_bytes_per_word: int, words longer than this become `unknown_token`.
+        **kwargs: standard Keras layer arguments (name, ...).
+    """
+
+    def __init__(
+        self,
+        vocabulary,
+        lowercase=True,
+        strip_accents=None,
+        unknown_token="[UNK]",
+        max_bytes_per_word=100,
+        **kwargs,
+    ):
+        kwargs.setdefault("dtype", "int32")
+        super().__init__(**kwargs)
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        if strip_accents is None:
+            strip_accents = lowercase
+        if bool(strip_accents) != bool(lowercase):
+            raise ValueError(
+                "BertTokenizer supports lowercase=True with accent stripping (uncased BERT) "
+                "or lowercase=False without it (cased BERT); got "
+                f"lowercase={lowercase}, strip_accents={strip_accents}."
+            )
+        if isinstance(vocabulary, (str, os.PathLike)):
+            self._vocabulary_path = os.fspath(vocabulary)
+            tokens = load_vocabulary(vocabulary)
+        else:
+            self._vocabulary_path = None
+            tokens = list(vocabulary)
+            validate_vocabulary(tokens)
+        if unknown_token not in tokens:
+            raise ValueError(f"unknown_token {unknown_token!r} is not in the vocabulary")
+        self.vocabulary = tokens
+        self.lowercase = bool(lowercase)
+        self.strip_accents = bool(strip_accents)
+        self.unknown_token = unknown_token
+        self.max_bytes_per_word = int(max_bytes_per_word)
+        self._token_to_id = {token: index for index, token in enumerate(tokens)}
+        self._normalizer = FastBertNormalizer(
+            model_buffer=_normalizer_model(self.lowercase)
+        )
+        self._wordpiece = FastWordpieceTokenizer(
+            model_buffer=_wordpiece_model(tokens, unknown_token, self.max_bytes_per_word),
+            token_out_type=tf.int32,
+        )
+        self.built = True
+
+    # ----------------------------------------------------------------- vocabulary
+    def vocabulary_size(self):
+        """Returns the number of tokens in the vocabulary.
+
+        Returns:
+            int: the vocabulary size.
+        """
+        return len(self.vocabulary)
+
+    def get_vocabulary(self):
+        """Returns the vocabulary as a list of tokens (index = id).
+
+        Returns:
+            list[str]: a copy of the vocabulary.
+        """
+        return list(self.vocabulary)
+
+    def id_to_token(self, token_id):
+        """Maps one id to its token.
+
+        Args:
+            token_id: int, a vocabulary id.
+
+        Returns:
+            str: the token.
+        """
+        token_id = int(token_id)
+        if not 0 <= token_id < len(self.vocabulary):
+            raise ValueError(f"id {token_id} is outside the vocabulary (size {len(self.vocabulary)})")
+        return self.vocabulary[token_id]
+
+    def token_to_id(self, token):
+        """Maps one token to its id.
+
+        Args:
+            token: str, a vocabulary token.
+
+        Returns:
+            int: the id.
+        """
+        if token not in self._token_to_id:
+            raise ValueError(f"token {token!r} is not in the vocabulary")
+        return self._token_to_id[token]
+
+    @property
+    def pad_token_id(self):
+        """int: id of [PAD]."""
+        return self._token_to_id["[PAD]"]
+
+    @property
+    def cls_token_id(self):
+        """int: id of [CLS]."""
+        return self._token_to_id["[CLS]"]
+
+    @property
+    def sep_token_id(self):
+        """int: id of [SEP]."""
+        return self._token_to_id["[SEP]"]
+
+    @property
+    def mask_token_id(self):
+        """int: id of [MASK]."""
+        return self._token_to_id["[MASK]"]
+
+    @property
+    def unknown_token_id(self):
+        """int: id of the unknown token."""
+        return self._token_to_id[self.unknown_token]
+
+    # ----------------------------------------------------------------- tokenizing
+    @staticmethod
+    def _to_string_tensor(inputs):
+        if not isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
+            inputs = tf.convert_to_tensor(inputs, dtype=tf.string)
+        if inputs.dtype != tf.string:
+            raise ValueError(f"BertTokenizer expects tf.string input, got {inputs.dtype}")
+        return inputs
+
+    def call(self, inputs):
+        """Tokenizes a batch of strings into word-piece ids.
+
+        Args:
+            inputs: tf.string Tensor of shape [batch] (or a scalar).
+
+        Returns:
+            tf.RaggedTensor of int32, shape [batch, (pieces)] (or [(pieces)] for a scalar).
+        """
+        inputs = self._to_string_tensor(inputs)
+        scalar = inputs.shape.rank == 0
+        if scalar:
+            inputs = tf.expand_dims(inputs, 0)
+        cleaned = tf.strings.unicode_transcode(
+            inputs, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        cleaned = tf.strings.regex_replace(cleaned, _CONTROL_CHARS_REGEX, "")
+        normalized = self._normalizer.normalize(cleaned)
+        token_ids = self._wordpiece.tokenize(normalized)
+        return token_ids[0] if scalar else token_ids
+
+    def tokenize(self, inputs):
+        """Same as calling the layer: strings -> ragged word-piece ids.
+
+        Args:
+            inputs: tf.string Tensor of shape [batch].
+
+        Returns:
+            tf.RaggedTensor of int32, shape [batch, (pieces)].
+        """
+        return self(inputs)
+
+    def tokenize_with_offsets(self, inputs):
+        """Tokenizes strings and returns each piece's byte span in the original string.
+
+        Args:
+            inputs: tf.string Tensor of shape [batch].
+
+        Returns:
+            tuple (token_ids, starts, ends) of int32/int64 RaggedTensors [batch, (pieces)]:
+            ids, and the start (inclusive) / end (exclusive) UTF-8 byte offsets of each
+            piece in the input string (a "##" piece covers only its own characters).
+        """
+        inputs = self._to_string_tensor(inputs)
+        # Decode (invalid bytes -> U+FFFD, one "character" per bad byte), drop control chars.
+        codepoints, char_starts = tf.strings.unicode_decode_with_offsets(
+            inputs, "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        byte_lengths = tf.strings.length(inputs, unit="BYTE")
+        next_starts = tf.concat(
+            [char_starts[:, 1:], tf.expand_dims(tf.cast(byte_lengths, char_starts.dtype), 1)],
+            axis=1,
+        )
+        char_byte_lengths = next_starts - char_starts
+        char_strings = tf.strings.unicode_encode(
+            tf.expand_dims(codepoints, -1), "UTF-8"
+        )
+        is_control = tf.strings.regex_full_match(char_strings, _CONTROL_CATEGORY_REGEX)
+        keep = tf.logical_not(is_control)
+        kept_codepoints = tf.ragged.boolean_mask(codepoints, keep)
+        kept_starts = tf.ragged.boolean_mask(char_starts, keep)
+        kept_lengths = tf.ragged.boolean_mask(char_byte_lengths, keep)
+        cleaned = tf.strings.unicode_encode(kept_codepoints, "UTF-8")
+        # byte_map[b] = byte offset in the original string of byte b of the cleaned string.
+        # (Kept characters are valid UTF-8 and re-encode to the same bytes.)
+        per_char = tf.ragged.range(kept_starts.flat_values, kept_starts.flat_values + kept_lengths.flat_values)
+        byte_map = tf.RaggedTensor.from_row_splits(
+            per_char.flat_values,
+            tf.gather(per_char.row_splits, kept_starts.row_splits),
+        )
+        normalized, norm_offsets = self._normalizer.normalize_with_offsets(cleaned)
+        token_ids, norm_starts, norm_ends = self._wordpiece.tokenize_with_offsets(normalized)
+        clean_starts = tf.gather(norm_offsets, norm_starts, axis=-1, batch_dims=-1)
+        clean_ends = tf.gather(norm_offsets, norm_ends, axis=-1, batch_dims=-1)
+        byte_map = tf.cast(byte_map, clean_starts.dtype)
+        starts = tf.gather(byte_map, clean_starts, axis=-1, batch_dims=-1)
+        ends = tf.gather(byte_map, clean_ends - 1, axis=-1, batch_dims=-1) + 1
+        return token_ids, starts, ends
+
+    def detokenize(self, token_ids):
+        """Maps ids back to space-joined tokens (for debugging; "##" pieces kept).
+
+        Args:
+            token_ids: int Tensor or RaggedTensor of shape [batch, (pieces)].
+
+        Returns:
+            tf.string Tensor [batch]: tokens joined by spaces.
+        """
+        table = tf.constant(self.vocabulary)
+        if isinstance(token_ids, tf.RaggedTensor):
+            tokens = tf.ragged.map_flat_values(tf.gather, table, token_ids)
+        else:
+            tokens = tf.gather(table, token_ids)
+        return tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor([None, None], dtype="int32", ragged=True)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary": self._vocabulary_path or list(self.vocabulary),
+                "lowercase": self.lowercase,
+                "strip_accents": self.strip_accents,
+                "unknown_token": self.unknown_token,
+                "max_bytes_per_word": self.max_bytes_per_word,
+            }
+        )
+        return config
