@@ -43,6 +43,8 @@ class _TinyModel(tf.Module):
         return {
             "sum": tf.reduce_sum(token_ids * padding_mask, axis=1),
             "count": tf.reduce_sum(padding_mask, axis=1),
+            # Shows the length a request was padded to when batched with others.
+            "padded_length": tf.fill(tf.shape(token_ids)[:1], tf.shape(token_ids)[1]),
         }
 
 

@@ -225,7 +225,15 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
             self._send_json(400, {"error": "Invalid Content-Length"}, close=True)
             return
         if length > self.server.max_body_bytes:
-            # Answer without reading the body, and drop the connection.
+            # Drain a moderately large body so the client can read the answer
+            # (closing with unread data resets the connection); drop huge ones.
+            if length <= 16 * self.server.max_body_bytes:
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 16))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
             self._send_json(
                 413,
                 {"error": f"Request body of {length} bytes exceeds the limit of "
