@@ -274,9 +274,9 @@ def array_to_json(array, name):
         result = convert(array)
         return result.tolist() if isinstance(result, np.ndarray) else result
     if array.dtype in (np.float32, np.float16):
-        # str() of a float32 is its shortest round-trip text.
-        convert = np.frompyfunc(lambda item: float(str(item)), 1, 1)
-        result = convert(array)
+        # numpy's text of a float32 is its shortest round-trip form (0.1,
+        # not 0.10000000149011612), as TF Serving prints it.
+        result = np.frompyfunc(float, 1, 1)(array.astype(str))
         return result.tolist() if isinstance(result, np.ndarray) else result
     return array.tolist()
 
