@@ -1,6 +1,7 @@
 """One BERT transformer block: self-attention and feed-forward, each with residual and LayerNorm."""
 
 import keras
+from keras import ops
 
 from keras_bert.layers.activations import get_activation
 from keras_bert.layers.attention import SelfAttention
@@ -80,6 +81,8 @@ class TransformerBlock(keras.layers.Layer):
             return x + self._feed_forward(self.ffn_layer_norm(x), training)
         h = self.attention(x, padding_mask, training=training)
         x = self.attention_layer_norm(x + self.attention_dropout_layer(h, training=training))
+        # LayerNorm outputs float32; the residual stream stays in the compute dtype.
+        x = ops.cast(x, self.compute_dtype)
         return self.ffn_layer_norm(x + self._feed_forward(x, training))
 
     def compute_output_shape(self, x_shape, padding_mask_shape=None):

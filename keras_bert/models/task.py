@@ -36,6 +36,10 @@ class Task(keras.Model):
             raise TypeError(f"{cls.__name__}: 'encoder' must deserialize to a BertEncoder")
         return cls(encoder=encoder, **config)
 
+    def get_compile_config(self):
+        # Task.compile has its own defaults; callers compile again after `keras_bert.load`.
+        return None
+
     @staticmethod
     def _resolve_optimizer(optimizer, learning_rate):
         if optimizer != "auto":
