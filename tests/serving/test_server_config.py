@@ -127,3 +127,16 @@ def test_batcher_pads_merges_and_splits(tmp_path):
         assert outputs["count"].tolist() == [length] * 2
     assert max(int(out["padded_length"][0]) for out in results.values()) == 4
     assert any(int(results[n]["padded_length"][0]) > n for n in (1, 2, 3))
+
+
+def test_deploy_configs_parse():
+    """The files in serving/deploy/ are valid for both servers' parsers."""
+    import os
+
+    from serving._testing import REPO_ROOT
+
+    deploy = os.path.join(REPO_ROOT, "serving", "deploy")
+    (bert,) = parse_model_config_file(os.path.join(deploy, "models.config"))
+    assert bert.name == "bert" and bert.policy.kind == "latest"
+    params = parse_batching_parameters(os.path.join(deploy, "batching_parameters.txt"))
+    assert params.pad_variable_length_inputs and params.max_batch_size == 32
