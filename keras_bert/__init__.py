@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # Subpackages that need TensorFlow-only libraries load on first use.
-    if name in ("checkpoints", "tokenization", "data", "optimization"):
+    if name in ("checkpoints", "tokenization", "data", "optimization", "export", "trainer"):
         import importlib
 
         return importlib.import_module(f"keras_bert.{name}")
