@@ -287,6 +287,32 @@ def test_bad_grpc_requests_get_matching_status_codes(servers):
 
 
 # ----------------------------------------------------------------------------
+# Command-line client
+# ----------------------------------------------------------------------------
+
+
+def test_client_cli_one_off_and_load_test(servers, capsys):
+    server, _ = servers
+    assert client.main(["--rest", server.rest_url, "--model", "tiny",
+                        "--text", "hello world", "--text", ""]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"]["length"] == [5.5, 0.0]
+    assert client.main(["--grpc", server.grpc_target, "--model", "tiny", "--signature",
+                        "serve_ids", "--inputs",
+                        '{"token_ids": [[1, 2]], "padding_mask": [[1, 1]]}']) == 0
+    assert json.loads(capsys.readouterr().out)["sum"] == [3]
+    assert client.main(["--grpc", server.grpc_target, "--model", "tiny", "--status"]) == 0
+    assert '"AVAILABLE"' in capsys.readouterr().out
+    for endpoint in (["--rest", server.rest_url], ["--grpc", server.grpc_target]):
+        assert client.main([*endpoint, "--model", "tiny", "--text", "x",
+                            "--load", "20", "--concurrency", "4"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["errors"] == 0 and report["requests"] == 20
+        assert report["p50_ms"] <= report["p90_ms"] <= report["p99_ms"]
+    assert client.main(["--rest", server.rest_url, "--model", "nope", "--text", "x"]) == 1
+    assert "404" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------
 # Hot reload: a new version is served while requests keep succeeding
 # ----------------------------------------------------------------------------
 
