@@ -17,3 +17,22 @@ from keras_bert.data.pretraining import (
     shard_statistics,
     write_instances,
 )
+from keras_bert.data.batching import batch_packed_examples
+from keras_bert.data.classification import (
+    TextExamples,
+    classification_dataset,
+    read_assin2,
+    read_text_examples,
+    text_examples_dataset,
+)
+from keras_bert.data.ner import (
+    IGNORE_LABEL,
+    NerExamples,
+    align_word_labels,
+    conll_dataset,
+    labels_from_tags,
+    ner_examples_dataset,
+    read_conll,
+    read_harem,
+)
+from keras_bert.data.squad import SquadWindow, best_answers, read_squad, squad_dataset
