@@ -281,11 +281,10 @@ class ModelManager:
         """Loads the current versions, then polls every `poll_wait_seconds`.
 
         Args:
-            poll_wait_seconds: float. 0 polls once; negative never polls,
-                like TF Serving's `--file_system_poll_wait_seconds`.
+            poll_wait_seconds: float. 0 or negative: load once at start and
+                never poll again (TF Serving's negative value, "no polling at
+                all", would serve nothing).
         """
-        if poll_wait_seconds < 0:
-            return
         self.poll_once()
         if poll_wait_seconds > 0:
             self._poll_thread = threading.Thread(

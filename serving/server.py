@@ -413,7 +413,7 @@ def parse_args(argv=None):
     parser.add_argument("--enable_batching", action="store_true")
     parser.add_argument("--batching_parameters_file", default=None)
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                        help="0: poll once; negative: never.")
+                        help="Seconds between version polls; 0: load once.")
     parser.add_argument("--max_num_load_retries", type=int, default=5)
     parser.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                         help="Larger REST bodies get 413.")
