@@ -1,0 +1,173 @@
+"""Pretrains BERT (masked LM + next sentence) with `model.fit`, resumable at the exact step.
+
+    python -m training.pretrain --config training/configs/pretrain_tiny.yaml \
+        --corpus ../shared/data/english_books/austen-emma.txt --output-dir /tmp/bert_tiny --steps 200
+
+Without `--vocab` a WordPiece vocabulary is built from the corpus (training.vocab);
+without `--train-files` pretraining TFRecords are written from the corpus
+(keras_bert.data, as training.prepare_pretraining does). Outputs under
+`--output-dir`: `logs/` (TensorBoard: train and validation runs), `checkpoints/`
+(rerun the same command to resume after a crash or SIGTERM), and the final
+model, readable by `keras_bert.load(DIR)` and usable as `--init DIR` for fine-tuning.
+"""
+
+import argparse
+import dataclasses
+import glob
+import os
+import sys
+
+import keras
+import tensorflow as tf
+
+import keras_bert
+from keras_bert import data as bert_data
+from keras_bert.optimization import WarmupDecaySchedule, create_optimizer, set_mixed_precision
+from keras_bert.tokenization import BertTokenizer
+from keras_bert.trainer import (PretrainConfig, add_config_flags, check_batch_size, check_not_empty,
+                                config_from_dict, create_strategy, fit_resumable, is_chief, load_config)
+from keras_bert.trainer.tensorboard import mean_tokens_per_example
+
+
+def parse_config(argv=None):
+    """The one config of this job: `--config FILE` plus flag overrides."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML file of PretrainConfig keys")
+    add_config_flags(parser, PretrainConfig)
+    args = vars(parser.parse_args(argv))
+    config = load_config(PretrainConfig, args.pop("config"), args)
+    if not config.output_dir:
+        raise SystemExit("error: --output-dir (or output_dir in the config) is required")
+    return config
+
+
+def build_vocabulary(config):
+    """Returns a vocab.txt path: `config.vocab`, one built earlier in the output dir, or a new one."""
+    if config.vocab:
+        return config.vocab
+    path = os.path.join(config.output_dir, "data", "vocab.txt")
+    if not os.path.exists(path):
+        if not config.corpus:
+            raise SystemExit("error: give --vocab, or --corpus to build a vocabulary from")
+        from training.vocab import build_vocabulary as learn_wordpiece
+
+        tokens = learn_wordpiece(config.corpus, config.vocab_size, cased=config.cased)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write("\n".join(tokens) + "\n")
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def build_pretraining_files(config, tokenizer):
+    """Returns the TFRecords to train on: `config.train_files`, or shards written from the corpus once."""
+    if config.train_files:
+        return [f for pattern in config.train_files for f in sorted(glob.glob(pattern)) or [pattern]]
+    data_dir = os.path.join(config.output_dir, "data", f"seq{config.max_seq_length}")
+    done = os.path.join(data_dir, "DONE")
+    if not os.path.exists(done):
+        if not config.corpus:
+            raise SystemExit("error: give --train-files, or --corpus to build pretraining data from")
+        documents = bert_data.read_documents(config.corpus, tokenizer)
+        instances = bert_data.create_pretraining_instances(
+            documents, tokenizer, max_seq_length=config.max_seq_length, dupe_factor=config.dupe_factor,
+            masked_lm_prob=config.masked_lm_prob, max_predictions_per_seq=config.max_predictions_per_seq,
+            whole_word_masking=config.whole_word_masking, seed=config.seed)
+        bert_data.write_instances(instances, data_dir, max_seq_length=config.max_seq_length,
+                                  max_predictions_per_seq=config.max_predictions_per_seq, num_shards=2)
+        with open(done, "w") as f:
+            f.write(f"{len(instances)} instances\n")
+    return sorted(glob.glob(os.path.join(data_dir, "*.tfrecord*")))
+
+
+def pretrain(config, init=None):
+    """Runs one pretraining phase described by `config`; returns the trained `BertPretrainer`."""
+    # --- Strategy, precision, seeds ---
+    strategy = create_strategy(config.strategy)
+    check_batch_size(strategy, config.batch_size)
+    set_mixed_precision(config.mixed_precision)
+    keras.utils.set_random_seed(config.seed)
+
+    # --- Vocabulary and data (global batches; the strategy splits them over replicas) ---
+    vocab_file = build_vocabulary(config)
+    tokenizer = BertTokenizer(vocab_file, lowercase=not config.cased)
+    train_files = build_pretraining_files(config, tokenizer)
+    dataset = bert_data.pretraining_dataset(
+        train_files, config.batch_size, seed=config.seed, dynamic_masking=config.dynamic_masking,
+        tokenizer=tokenizer, masked_lm_prob=config.masked_lm_prob, whole_word_masking=config.whole_word_masking)
+    check_not_empty(dataset)
+    validation = None
+    if config.validation_files:
+        validation = bert_data.pretraining_dataset(config.validation_files, config.batch_size, seed=config.seed,
+                                                   shuffle=False, repeat=True).take(config.validation_steps)
+        check_not_empty(validation, "validation dataset")
+
+    # --- Model and optimizer, under the strategy scope ---
+    with strategy.scope():
+        if init is not None:
+            model = keras_bert.load(init)
+        else:
+            bert_config = keras_bert.BertConfig.from_preset(
+                config.preset, **{"vocab_size": tokenizer.vocabulary_size(), "lowercase": not config.cased,
+                                  **config.model})
+            model = keras_bert.BertPretrainer(keras_bert.BertEncoder(bert_config))
+        warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_proportion
+                                                                                 * config.steps)
+        schedule = WarmupDecaySchedule(config.learning_rate, warmup, config.steps, config.end_learning_rate,
+                                       config.decay_power)
+        optimizer = create_optimizer(config.optimizer, schedule, weight_decay=config.weight_decay,
+                                     clipnorm=config.clipnorm, accumulation_steps=config.accumulation_steps,
+                                     mixed_precision=config.mixed_precision)
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+
+    # --- Train: resumes from OUTPUT/checkpoints when they exist ---
+    def validate(model):
+        return model.evaluate(validation, verbose=0, return_dict=True)
+
+    profile = tuple(int(s) for s in config.profile_steps.split(",")) if config.profile_steps else None
+    result = fit_resumable(
+        model, dataset, strategy=strategy, output_dir=config.output_dir, total_steps=config.steps,
+        log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints, global_batch_size=config.batch_size,
+        validate=validate if validation is not None else None, validate_every=config.checkpoint_every,
+        hparams=_hparams(config), tokens_per_example=mean_tokens_per_example(dataset, 5),
+        profile_steps=profile)
+    if result["terminated"]:
+        print(f"[pretrain] stopped by SIGTERM at step {result['step']}; rerun the same command to resume")
+        sys.exit(0)
+
+    # --- Save the final model (keras_bert.load(OUTPUT) and --init OUTPUT read it) ---
+    if is_chief(strategy):
+        keras_bert.save(model, config.output_dir, vocab_file=vocab_file, lowercase=not config.cased)
+    print(f"[pretrain] done at step {result['step']}; model saved to {config.output_dir}")
+    return model
+
+
+def _hparams(config):
+    values = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (bool, int, float, str))}
+    values.update({f"model.{k}": v for k, v in config.model.items()})
+    return values
+
+
+def main(argv=None):
+    config = parse_config(argv)
+    # --- Phases: the first is the config itself; later ones override fields (e.g. seq 512) ---
+    phases = [{}] + list(config.phases)
+    previous = None
+    for index, overrides in enumerate(phases):
+        phase = config if not index else config_from_dict(
+            PretrainConfig, {**_without_phases(config), **overrides, "phases": [],
+                             "output_dir": os.path.join(config.output_dir, f"phase{index + 1}")},
+            f"phases[{index - 1}]")
+        pretrain(phase, init=previous)
+        previous = phase.output_dir
+
+
+def _without_phases(config):
+    values = dataclasses.asdict(config)
+    values.pop("phases")
+    return values
+
+
+if __name__ == "__main__":
+    main()
