@@ -1,0 +1,88 @@
+"""Creates BERT pretraining TFRecords (NSP pairs + masked LM) from text corpora.
+
+Documents are separated by blank lines; one sentence or paragraph per line.
+Usage (from the repository root):
+    python -m training.prepare_pretraining --corpus ../shared/data/english_books/*.txt \
+        --vocab ../shared/data/vocab/bert-base-uncased/vocab.txt --out /tmp/pretrain --max-seq-length 128
+"""
+
+import argparse
+import glob
+import sys
+
+
+def main(argv=None):
+    """Runs the pretraining-data job and prints its statistics.
+
+    Args:
+        argv: list[str] or None, command-line arguments.
+
+    Returns:
+        int: exit status.
+    """
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", nargs="+", required=True, help="text files or globs")
+    parser.add_argument("--vocab", required=True)
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--cased", action="store_true")
+    parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--max-predictions-per-seq", type=int, default=20)
+    parser.add_argument("--masked-lm-prob", type=float, default=0.15)
+    parser.add_argument("--dupe-factor", type=int, default=10)
+    parser.add_argument("--short-seq-prob", type=float, default=0.1)
+    parser.add_argument("--whole-word-masking", action="store_true")
+    parser.add_argument("--dynamic-masking", action="store_true",
+                        help="write unmasked instances (mask on the fly with pretraining_dataset)")
+    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--seed", type=int, default=12345)
+    args = parser.parse_args(argv)
+
+    from keras_bert.data import (
+        PretrainingStats,
+        create_pretraining_instances,
+        read_documents,
+        shard_statistics,
+        write_instances,
+    )
+    from keras_bert.tokenization import BertTokenizer
+
+    files = []
+    for pattern in args.corpus:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise SystemExit(f"error: --corpus {pattern!r} matches no file")
+        files.extend(matches)
+    tokenizer = BertTokenizer(args.vocab, lowercase=not args.cased)
+    stats = PretrainingStats()
+    documents = read_documents(files, tokenizer, stats)
+    instances = create_pretraining_instances(
+        documents,
+        tokenizer,
+        max_seq_length=args.max_seq_length,
+        dupe_factor=args.dupe_factor,
+        short_seq_prob=args.short_seq_prob,
+        masked_lm_prob=args.masked_lm_prob,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        whole_word_masking=args.whole_word_masking,
+        mask=not args.dynamic_masking,
+        seed=args.seed,
+        stats=stats,
+    )
+    paths = write_instances(
+        instances,
+        args.out,
+        max_seq_length=args.max_seq_length,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        num_shards=args.num_shards,
+        compression="GZIP" if args.gzip else None,
+    )
+    print(stats.summary())
+    print(f"shards: {len(paths)} in {args.out}")
+    if not args.dynamic_masking:
+        print(f"shard check: {shard_statistics(paths, tokenizer.mask_token_id)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
