@@ -24,6 +24,8 @@ def parse_args(argv=None):
     parser.add_argument("src", metavar="SRC", help="source folder (for tf1 also a checkpoint prefix)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--vocab", default=None, help="vocab.txt, when the source has none")
+    parser.add_argument("--no-heads", dest="heads", action="store_false", default="auto",
+                        help="load the encoder only, ignoring pretraining heads in the source")
     casing = parser.add_mutually_exclusive_group()
     casing.add_argument("--lowercase", dest="lowercase", action="store_true", default=None,
                         help="uncased tokenizer (default: from the source)")
@@ -41,7 +43,8 @@ def main(argv=None):
     from keras_bert.checkpoints import CheckpointMismatchError, convert
 
     try:
-        model = convert(args.source_format, args.src, args.out, vocab_file=args.vocab, lowercase=args.lowercase)
+        model = convert(args.source_format, args.src, args.out, vocab_file=args.vocab, lowercase=args.lowercase,
+                        heads=args.heads)
     except (CheckpointMismatchError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,9 +1,12 @@
 """Checkpoint interop: Google TF1 checkpoints, Hugging Face safetensors and keras-hub.
 
-Example:
->>> from keras_bert import checkpoints
->>> model = checkpoints.from_hf("path/to/hf_folder")          # BertPretrainer or BertEncoder
->>> checkpoints.convert("tf1", "uncased_L-2_H-128_A-2", "converted")   # keras_bert.load("converted")
+Example (not run as a doctest: it needs checkpoint folders):
+
+    from keras_bert import checkpoints
+    model = checkpoints.from_hf("path/to/hf_folder")                # BertPretrainer or BertEncoder
+    checkpoints.convert("tf1", "uncased_L-2_H-128_A-2", "converted")   # then keras_bert.load("converted")
+    backbone = checkpoints.to_keras_hub(model.encoder)              # keras_hub.models.BertBackbone
+    checkpoints.to_hf(model, "hf_out", vocab_file="vocab.txt")      # loadable by transformers
 """
 
 from keras_bert.checkpoints.assign import CheckpointMismatchError, model_arrays, model_variables

@@ -42,7 +42,7 @@ class CheckpointMismatchError(ValueError):
     `(name, expected_shape, actual_shape)`).
     """
 
-    def __init__(self, what, unknown=(), missing=(), mis_shaped=()):
+    def __init__(self, what, unknown=(), missing=(), mis_shaped=(), hint=None):
         self.unknown = list(unknown)
         self.missing = list(missing)
         self.mis_shaped = list(mis_shaped)
@@ -55,6 +55,8 @@ class CheckpointMismatchError(ValueError):
             lines.append(f"Mis-shaped entries ({len(self.mis_shaped)}): " + ", ".join(
                 f"{name} expected {tuple(expected)} got {tuple(actual)}"
                 for name, expected, actual in self.mis_shaped))
+        if hint:
+            lines.append(hint)
         super().__init__("\n".join(lines))
 
 
@@ -151,7 +153,7 @@ def has_heads(model):
     return getattr(model, "mlm_head", None) is not None and getattr(model, "nsp_head", None) is not None
 
 
-def assign(model, arrays, rules, what="checkpoint", skip=is_non_weight):
+def assign(model, arrays, rules, what="checkpoint", skip=is_non_weight, hint=None):
     """Checks every source entry against `rules`, then assigns all variables, or raises and assigns none.
 
     Args:
@@ -161,6 +163,7 @@ def assign(model, arrays, rules, what="checkpoint", skip=is_non_weight):
         rules: list of `Rule`, one per model variable.
         what: str. How the source is named in error messages.
         skip: callable(str) -> bool. Source entries to ignore (non-weights).
+        hint: str or None. A line added to the error message.
 
     Returns:
         The model.
@@ -190,7 +193,7 @@ def assign(model, arrays, rules, what="checkpoint", skip=is_non_weight):
             if source in present and tuple(shapes[source]) != expected:
                 mis_shaped.append((source, expected, tuple(shapes[source])))
     if unknown or missing or mis_shaped:
-        raise CheckpointMismatchError(what, unknown, missing, mis_shaped)
+        raise CheckpointMismatchError(what, unknown, missing, mis_shaped, hint=hint)
 
     values = {}
     for rule in rules:

@@ -121,7 +121,9 @@ def import_hf(src, vocab_file=None, lowercase=None, heads="auto"):
         return is_non_weight(name) or name in _TIED or (not heads and name.startswith("cls."))
 
     model = build_model(config, heads)
-    assign(model, reader, rules, what=f"Hugging Face checkpoint {src}", skip=skip)
+    hint = ("Pass heads=False (CLI: --no-heads) to load the encoder only, without the pretraining heads."
+            if heads else None)
+    assign(model, reader, rules, hint=hint, what=f"Hugging Face checkpoint {src}", skip=skip)
     return model, vocab_file, lowercase
 
 

@@ -132,3 +132,18 @@ def test_convert_hf_and_load(tmp_path, hf_dir, hf_reference, run_model):
     assert settings["lowercase"] is True and settings["vocab_file"].endswith("vocab.txt")
     with pytest.raises(ValueError, match="Unknown source format"):
         checkpoints.convert("onnx", hf_dir, str(out))
+
+
+def test_hf_mlm_only_checkpoint_needs_no_heads(tmp_path, hf_dir):
+    from training.convert import main
+
+    # A BertForMaskedLM-like checkpoint: MLM head but no NSP head.
+    tensors = {k: v for k, v in load_file(os.path.join(hf_dir, "model.safetensors")).items()
+               if not k.startswith("cls.seq_relationship")}
+    folder = _copy_fixture(hf_dir, tmp_path / "mlm_only", tensors)
+    with pytest.raises(CheckpointMismatchError, match="heads=False") as info:
+        checkpoints.from_hf(str(folder))
+    assert info.value.missing == ["cls.seq_relationship.weight", "cls.seq_relationship.bias"]
+    assert main(["--from", "hf", str(folder), "--out", str(tmp_path / "out"), "--no-heads"]) == 0
+    assert isinstance(keras_bert.load(str(tmp_path / "out")), keras_bert.BertEncoder)
+    assert main(["--from", "hf", str(folder), "--out", str(tmp_path / "out2")]) == 1
