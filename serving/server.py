@@ -217,10 +217,17 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (stdlib name)
         """`:predict` (and a clear error for `:classify` / `:regress`)."""
         match = _POST_PATH.match(self.path.split("?", 1)[0])
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = self._read_chunked()
+            if body is None:
+                return
+            length = len(body)
+        else:
+            body = None
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
         if length < 0:
             self._send_json(400, {"error": "Invalid Content-Length"}, close=True)
             return
@@ -241,7 +248,8 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
                 close=True,
             )
             return
-        body = self.rfile.read(length) if length else b""
+        if body is None:
+            body = self.rfile.read(length) if length else b""
         if match is None:
             self._send_json(404, {"error": f"Malformed request: POST {self.path}"})
             return
@@ -253,6 +261,42 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
         version = match["version"]
         version = int(version) if version is not None else None
         self._dispatch(lambda: self._predict(match["name"], version, match["label"], body))
+
+    def _read_chunked(self):
+        """Reads a chunked body; answers 400/413 and returns None on failure."""
+        chunks, total = [], 0
+        try:
+            while True:
+                size_line = self.rfile.readline(1024)
+                size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)
+                if size == 0:
+                    while self.rfile.readline(1024).strip():
+                        pass  # trailers
+                    break
+                total += size
+                # Past the limit, keep draining (so the client can read the
+                # 413) but stop storing; give up on huge bodies.
+                if total > 16 * self.server.max_body_bytes:
+                    break
+                remaining = size
+                while remaining > 0:  # in pieces: a chunk may announce any size
+                    piece = self.rfile.read(min(remaining, 1 << 16))
+                    if not piece:
+                        raise ValueError("truncated chunk")
+                    remaining -= len(piece)
+                    if total <= self.server.max_body_bytes:
+                        chunks.append(piece)
+                self.rfile.readline(1024)  # the CRLF after each chunk
+        except ValueError:
+            self._send_json(400, {"error": "Malformed chunked request body"}, close=True)
+            return None
+        if total > self.server.max_body_bytes:
+            self._send_json(
+                413, {"error": f"Request body exceeds the limit of "
+                               f"{self.server.max_body_bytes} bytes (--max_body_bytes)"},
+                close=True)
+            return None
+        return b"".join(chunks)
 
     def _predict(self, name, version, label, body):
         predictor = self.server.predictor
@@ -419,6 +463,8 @@ def parse_args(argv=None):
                         help="Larger REST bodies get 413.")
     parser.add_argument("--max_json_depth", type=int, default=DEFAULT_MAX_JSON_DEPTH,
                         help="Deeper JSON nesting gets 400.")
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
+                        help="Idle timeout of a REST connection mid-request.")
     parser.add_argument("--grpc_max_threads", type=int, default=16)
     parser.add_argument("--log_level", default="INFO")
     args = parser.parse_args(argv)
@@ -489,6 +535,7 @@ def main(argv=None):
         rest_host = args.rest_api_host or args.host
         rest_server = RestServer((rest_host, args.rest_api_port), predictor,
                                  args.max_body_bytes, args.max_json_depth)
+        RestHandler.timeout = max(args.rest_api_timeout_in_ms / 1000.0, 1.0)
         threading.Thread(target=rest_server.serve_forever, name="rest",
                          daemon=True).start()
         logger.info("Exporting HTTP/REST API at:%s:%d ...", rest_host, args.rest_api_port)

@@ -251,6 +251,27 @@ def test_bad_rest_request_gets_tf_serving_code_and_json_error(servers, case):
     _assert_serving(server)
 
 
+def test_chunked_bodies_are_read_and_limited(servers):
+    server, _ = servers
+    import http.client
+
+    def post_chunked(body):
+        connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=30)
+        chunks = [body[i:i + 4096] for i in range(0, len(body), 4096)]
+        connection.request("POST", _PREDICT, body=iter(chunks), encode_chunked=True,
+                           headers={"Transfer-Encoding": "chunked"})
+        response = connection.getresponse()
+        result = response.status, json.loads(response.read())
+        connection.close()
+        return result
+
+    status, body = post_chunked(json.dumps({"inputs": {"text": ["abcd"]}}).encode())
+    assert status == 200 and body["outputs"]["length"] == [2.0]
+    status, body = post_chunked(b'{"inputs": ["' + b"x" * (2 * MAX_BODY_BYTES) + b'"]}')
+    assert status == 413 and "exceeds the limit" in body["error"]
+    _assert_serving(server)
+
+
 def test_bad_status_and_metadata_requests(servers):
     server, _ = servers
     for path, expected_status in [
