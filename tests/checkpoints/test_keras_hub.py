@@ -72,3 +72,17 @@ def test_convert_keras_hub_preset_folder(tmp_path, randomize, make_inputs, run_m
     settings = json.loads((out / "tokenizer.json").read_text())
     assert settings == {"vocab_file": "vocab.txt", "lowercase": True}
     assert os.path.exists(out / "vocab.txt")
+
+
+def test_convert_keras_hub_preset_with_tokenizer(tmp_path, randomize):
+    backbone = _backbone(randomize)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"W{i}" for i in range(45)]
+    preset = str(tmp_path / "preset")
+    backbone.save_to_preset(preset)
+    keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=False).save_to_preset(preset)
+    out = tmp_path / "out"
+    model = checkpoints.convert("keras_hub", preset, str(out))
+    assert model.config.lowercase is False
+    settings = keras_bert.load_tokenizer_settings(str(out))
+    assert settings["lowercase"] is False
+    assert (out / "vocab.txt").read_text().split("\n")[:6] == vocab[:6]
