@@ -57,7 +57,7 @@ model_config_list {{
     batching_path = root / "batching_parameters.txt"
     batching_path.write_text("""
 max_batch_size { value: 64 }
-batch_timeout_micros { value: 300000 }
+batch_timeout_micros { value: 1000000 }  # long: robust on a busy machine
 max_enqueued_batches { value: 100 }
 num_batch_threads { value: 2 }
 pad_variable_length_inputs: true

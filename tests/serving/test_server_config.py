@@ -105,7 +105,7 @@ def test_request_formats_and_response_shapes():
 def test_batcher_pads_merges_and_splits(tmp_path):
     servable = Servable("tiny", 1, write_tiny_model(str(tmp_path / "tiny"), 1, warmup=False))
     batcher = DynamicBatcher(BatchingParameters(
-        max_batch_size=16, batch_timeout_micros=300_000, num_batch_threads=1,
+        max_batch_size=16, batch_timeout_micros=1_000_000, num_batch_threads=1,
         pad_variable_length_inputs=True))
     results = {}
     barrier = threading.Barrier(4)
