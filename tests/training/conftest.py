@@ -1,0 +1,38 @@
+"""Shared fixtures for the training-job tests: a small English corpus slice and a job runner."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BOOKS = os.path.join(REPO_ROOT, "..", "shared", "data", "english_books")
+
+
+@pytest.fixture(scope="session")
+def corpus_slice(tmp_path_factory):
+    """The first 1500 lines of Alice in Wonderland (english_books), or skip when the data is absent."""
+    source = os.path.join(BOOKS, "carroll-alice.txt")
+    if not os.path.exists(source):
+        pytest.skip(f"real data not found: {source} (see ../shared/data/README.md)")
+    path = tmp_path_factory.mktemp("corpus") / "alice.txt"
+    with open(source, encoding="utf-8") as f:
+        lines = [next(f) for _ in range(1500)]
+    path.write_text("".join(lines), encoding="utf-8")
+    return str(path)
+
+
+def job_command(module, *args):
+    """`python -m MODULE ARGS` run from the repository root."""
+    return [sys.executable, "-m", module, *map(str, args)]
+
+
+def run_job(module, *args, check=True, timeout=600):
+    """Runs a training job to completion; returns the CompletedProcess (output captured)."""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(job_command(module, *args), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
