@@ -137,7 +137,8 @@ def to_keras_hub(encoder, strict=True):
     arrays = export(encoder, keras_hub_rules(config))
     variables = {w.path: w for w in backbone.weights}
     if set(arrays) != set(variables):
-        raise RuntimeError(f"keras-hub BertBackbone weights changed: unexpected {sorted(set(variables) - set(arrays))}, "
+        raise RuntimeError(f"keras-hub BertBackbone weights changed: "
+                           f"unexpected {sorted(set(variables) - set(arrays))}, "
                            f"absent {sorted(set(arrays) - set(variables))}")
     for path, value in arrays.items():
         variables[path].assign(value)

@@ -1,4 +1,4 @@
-"""BERTimbau: the `bertimbau_base` preset + the shared BERTimbau vocabulary make a cased model ready for the real checkpoint."""
+"""BERTimbau: `bertimbau_base` + the shared BERTimbau vocab make a cased model ready for the real checkpoint."""
 
 import json
 import os
