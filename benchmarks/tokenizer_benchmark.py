@@ -63,10 +63,13 @@ def main(argv=None):
         start = time.perf_counter()
         hf_tokens = sum(len(e.ids) for b in hf_batches for e in hf.encode_batch(b, add_special_tokens=False))
         best_hf = min(best_hf, time.perf_counter() - start)
+        start = time.perf_counter()  # HF's best case: the whole corpus in one encode_batch call
+        hf.encode_batch(lines, add_special_tokens=False)
+        best_hf = min(best_hf, time.perf_counter() - start)
     print(f"lines: {len(lines)}, word pieces: {tokens} (HF: {hf_tokens}), batch size {args.batch_size}, "
           f"CPU cores: {os.cpu_count()}")
     print(f"keras_bert BertTokenizer: {tokens / best_ours:,.0f} tokens/s ({best_ours:.2f} s)")
-    print(f"HF tokenizers encode_batch: {hf_tokens / best_hf:,.0f} tokens/s ({best_hf:.2f} s)")
+    print(f"HF tokenizers encode_batch (best of batched / whole corpus): {hf_tokens / best_hf:,.0f} tokens/s ({best_hf:.2f} s)")
     print(f"ratio (ours / HF): {best_hf / best_ours * tokens / max(hf_tokens, 1):.2f}x")
     return 0
 
