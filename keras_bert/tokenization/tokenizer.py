@@ -229,11 +229,15 @@ class BertTokenizer(keras.layers.Layer):
             inputs, "UTF-8", errors="replace", replacement_char=0xFFFD
         )
         byte_lengths = tf.strings.length(inputs, unit="BYTE")
-        next_starts = tf.concat(
-            [char_starts[:, 1:], tf.expand_dims(tf.cast(byte_lengths, char_starts.dtype), 1)],
-            axis=1,
-        )
-        char_byte_lengths = next_starts - char_starts
+        # Each character's byte length = next character's start (or the string's length) - its start.
+        # Computed on flat values so that empty strings (no characters) get no entry.
+        flat_starts = char_starts.flat_values
+        row_ids = char_starts.value_rowids()
+        is_last = tf.equal(tf.range(tf.size(flat_starts, out_type=row_ids.dtype)) + 1,
+                           tf.gather(char_starts.row_splits[1:], row_ids))
+        following = tf.concat([flat_starts[1:], tf.zeros([1], flat_starts.dtype)], axis=0)[:tf.size(flat_starts)]
+        next_flat = tf.where(is_last, tf.cast(tf.gather(byte_lengths, row_ids), flat_starts.dtype), following)
+        char_byte_lengths = char_starts.with_flat_values(next_flat - flat_starts)
         char_strings = tf.strings.unicode_encode(
             tf.expand_dims(codepoints, -1), "UTF-8"
         )
