@@ -32,6 +32,11 @@ class _Preprocessor(tf.Module):
         return {"ids": ids.to_tensor(), "starts": starts.to_tensor(), "ends": ends.to_tensor()}
 
 
+@pytest.fixture(scope="module")
+def module():
+    return _Preprocessor()
+
+
 def test_allowlist_excludes_trimmer_ops():
     allowed = load_allowlist()
     assert "FastWordpieceTokenizeWithOffsets" in allowed
@@ -39,16 +44,15 @@ def test_allowlist_excludes_trimmer_ops():
         assert op not in allowed
 
 
-def test_tf_function_graph_uses_only_allowed_ops():
-    module = _Preprocessor()
+def test_tf_function_graph_uses_only_allowed_ops(module):
     for function in (module.pack_pair, module.tokenize_with_offsets):
-        ops = list_graph_ops(function.get_concrete_function())
+        concrete = function.get_concrete_function()
+        ops = list_graph_ops(concrete)
         assert "FastWordpieceTokenizeWithOffsets" in ops
-        assert not disallowed_ops(function.get_concrete_function()), sorted(ops - load_allowlist())
+        assert not disallowed_ops(concrete), sorted(ops - load_allowlist())
 
 
-def test_saved_model_graph_uses_only_allowed_ops(tmp_path):
-    module = _Preprocessor()
+def test_saved_model_graph_uses_only_allowed_ops(module, tmp_path):
     export_dir = str(tmp_path / "preprocessor")
     tf.saved_model.save(
         module,
