@@ -50,6 +50,13 @@ def test_offsets_point_into_original_bytes():
     assert pieces == ["Café", ",", "HELLO", "un", "aff", "able", "!"]
 
 
+def test_offsets_with_empty_strings_in_batch():
+    tokenizer = BertTokenizer(VOCAB, lowercase=True)
+    ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(["", "a hello", "", "\x00"]))
+    assert ids.to_list() == [[], [9, 5], [], []]
+    assert starts.to_list() == [[], [0, 2], [], []] and ends.to_list() == [[], [1, 7], [], []]
+
+
 def test_works_in_tf_function_and_config_round_trip():
     tokenizer = BertTokenizer(VOCAB)
 
