@@ -119,7 +119,7 @@ def main(argv=None):
         else:
             model = keras_bert.BertRegressor(encoder, dropout=config.dropout)
         warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_proportion * steps)
-        schedule = WarmupDecaySchedule(config.learning_rate, warmup, steps, config.end_learning_rate,
+        schedule = WarmupDecaySchedule(config.learning_rate, min(warmup, steps), steps, config.end_learning_rate,
                                        config.decay_power)
         optimizer = create_optimizer(config.optimizer, schedule, weight_decay=config.weight_decay,
                                      clipnorm=config.clipnorm, accumulation_steps=config.accumulation_steps,

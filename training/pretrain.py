@@ -113,7 +113,7 @@ def pretrain(config, init=None):
             model = keras_bert.BertPretrainer(keras_bert.BertEncoder(bert_config))
         warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_proportion
                                                                                  * config.steps)
-        schedule = WarmupDecaySchedule(config.learning_rate, warmup, config.steps, config.end_learning_rate,
+        schedule = WarmupDecaySchedule(config.learning_rate, min(warmup, config.steps), config.steps, config.end_learning_rate,
                                        config.decay_power)
         optimizer = create_optimizer(config.optimizer, schedule, weight_decay=config.weight_decay,
                                      clipnorm=config.clipnorm, accumulation_steps=config.accumulation_steps,

@@ -1,0 +1,53 @@
+"""Optimizers: BERT's weight-decay exclusions, warmup + decay values, a LAMB step, serialization."""
+
+import keras
+import numpy as np
+
+from keras_bert.optimization import Lamb, WarmupDecaySchedule, create_optimizer, excluded_from_weight_decay
+
+
+def test_exclusions_match_layer_norm_and_bias():
+    dense = keras.layers.Dense(2, name="dense")
+    norm = keras.layers.LayerNormalization(name="layer_norm")
+    dense.build((None, 3))
+    norm.build((None, 2))
+    excluded = {v.path: excluded_from_weight_decay(v) for v in dense.weights + norm.weights}
+    assert excluded == {"dense/kernel": False, "dense/bias": True, "layer_norm/gamma": True, "layer_norm/beta": True}
+
+
+def test_adamw_does_not_decay_bias():
+    optimizer = create_optimizer("adamw", learning_rate=0.1, weight_decay=0.5, clipnorm=None)
+    dense = keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="ones")
+    dense.build((None, 1))
+    optimizer.apply_gradients([(np.zeros((1, 1), "float32"), dense.kernel), (np.zeros((1,), "float32"), dense.bias)])
+    assert float(dense.bias.numpy()[0]) == 1.0
+    assert float(dense.kernel.numpy()[0, 0]) < 1.0
+
+
+def test_schedule_values_and_serialization():
+    schedule = WarmupDecaySchedule(1.0, warmup_steps=10, total_steps=110, end_learning_rate=0.0, power=1.0)
+    values = [float(schedule(step)) for step in (0, 5, 10, 60, 110, 200)]
+    np.testing.assert_allclose(values, [0.0, 0.5, 1.0, 0.5, 0.0, 0.0], atol=1e-6)
+    squared = WarmupDecaySchedule(1.0, 0, 100, power=2.0)
+    np.testing.assert_allclose(float(squared(50)), 0.25, atol=1e-6)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(restored, WarmupDecaySchedule) and restored.get_config() == schedule.get_config()
+
+
+def test_lamb_step_matches_reference():
+    weight = keras.Variable(np.array([[3.0, 4.0]], "float32"), name="kernel")
+    gradient = np.array([[1.0, -2.0]], "float32")
+    optimizer = Lamb(learning_rate=0.1, weight_decay_rate=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-6)
+    optimizer.apply_gradients([(gradient, weight)])
+    # Step 1: m_hat = g, v_hat = g^2, so adam update = sign(g) (up to epsilon).
+    update = gradient / (np.abs(gradient) + 1e-6) + 0.1 * np.array([[3.0, 4.0]])
+    ratio = 5.0 / np.linalg.norm(update)
+    np.testing.assert_allclose(weight.numpy(), [[3.0, 4.0]] - ratio * 0.1 * update, rtol=1e-5)
+    config = optimizer.get_config()
+    assert Lamb.from_config(config).weight_decay_rate == 0.1
+
+
+def test_accumulation_and_loss_scale_options():
+    optimizer = create_optimizer("lamb", 1e-3, accumulation_steps=4, mixed_precision="mixed_float16")
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert optimizer.inner_optimizer.gradient_accumulation_steps == 4
