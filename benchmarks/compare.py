@@ -1,0 +1,529 @@
+"""Side-by-side speed benchmark: keras_bert vs keras-hub's BERT (TensorFlow backend, CPU).
+
+    python -m benchmarks.compare                 # full run (about 25-35 min on 2 cores)
+    python -m benchmarks.compare --quick         # bert_mini seq 128 only, short runs
+    python -m benchmarks.compare --configs mini-128 base-128 --json out.json
+
+Every model configuration runs in its own subprocess. Inside it, both packages
+are built with identical shapes (`hidden_act="gelu_new"`, keras-hub's GELU),
+in float32 and under `mixed_bfloat16` (the policy is set before each model is
+built, so four models coexist), and fed the same random batch. Runs alternate
+between the variants (ours-f32, hub-f32, ours-bf16, hub-bf16, then again) so
+that load from other processes hits all of them alike; the reported number is
+the median over rounds, and ratios are taken between variants of one process.
+
+Paths:
+  step     one plain training step: tf.GradientTape + keras AdamW over MLM
+           (20 masked positions per sequence) + NSP, in a tf.function with or
+           without jit_compile; the same loss code for both packages.
+  infer    one inference call (`model(x, training=False)`) of the encoder/backbone.
+  fit      each package's own `fit`: `BertPretrainer` (MLM+NSP) vs keras-hub
+           `BertMaskedLM` (MLM only; keras-hub has no NSP task).
+  predict  each package's own `predict`: `BertClassifier` vs `BertTextClassifier`.
+
+Each process also measures a large `tf.matmul` in float32 and bfloat16; the
+"%peak" column is achieved GFLOP/s over that peak (of the variant's dtype).
+FLOPs follow /work/shared/notes/performance-anchors.md: training
+S*(6N + 12*L*S*d) + 6*(d^2 + d*V)*P per sequence (N = 12*L*d^2, P = 20 masked
+positions), inference S*(2N + 4*L*S*d).
+
+Separate subprocesses measure the peak RSS of one BERT-base training step at
+batch 16 (ours vs keras-hub) and the real-text workload (`benchmarks/real_text.py`).
+The last lines print the issue's target ratios with PASS/MISS.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+# name -> (preset, sequence length, batch size)
+CONFIGS = {
+    "mini-128": ("bert_mini", 128, 32),
+    "mini-512": ("bert_mini", 512, 8),
+    "base-128": ("bert_base", 128, 16),
+}
+DEFAULT_CONFIGS = ("mini-128", "mini-512", "base-128")
+PACKAGES = ("ours", "hub")
+DTYPES = ("float32", "bfloat16")
+PREDICTIONS = 20
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+def flops_per_sequence(config, seq, mode):
+    """Training or inference FLOPs of one sequence (performance-anchors.md formulas)."""
+    L, d, V = config.num_layers, config.hidden_size, config.vocab_size
+    n = 12 * L * d * d
+    if mode in ("step", "fit"):
+        return seq * (6 * n + 12 * L * seq * d) + 6 * (d * d + d * V) * PREDICTIONS
+    return seq * (2 * n + 4 * L * seq * d)
+
+
+# --------------------------------------------------------------------------- worker
+
+def _set_policy(dtype):
+    import keras
+
+    keras.config.set_dtype_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
+
+
+def matmul_peak(n=3072, reps=4):
+    """Best GFLOP/s of an n x n x n tf.matmul, float32 and bfloat16."""
+    import tensorflow as tf
+
+    peaks = {}
+    for dtype in DTYPES:
+        a = tf.random.normal((n, n), dtype=tf.float32)
+        b = tf.random.normal((n, n), dtype=tf.float32)
+        a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+        tf.matmul(a, b).numpy()
+        best = float("inf")
+        for _ in range(reps):
+            start = time.perf_counter()
+            tf.matmul(a, b).numpy()
+            best = min(best, time.perf_counter() - start)
+        peaks[dtype] = 2 * n ** 3 / best / 1e9
+    return peaks
+
+
+def random_batch(config, seq, batch, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype("int32")
+    token_ids[:, 0] = 101
+    token_ids[:, seq // 2] = 102
+    token_ids[:, -1] = 102
+    segment_ids = np.zeros((batch, seq), "int32")
+    segment_ids[:, seq // 2 + 1:] = 1
+    padding_mask = np.ones((batch, seq), "int32")
+    positions = np.sort(np.stack([rng.choice(np.arange(1, seq - 1), PREDICTIONS, replace=False)
+                                  for _ in range(batch)]), axis=1).astype("int32")
+    x = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask,
+         "masked_positions": positions}
+    y = {"mlm_labels": rng.integers(1000, config.vocab_size, size=(batch, PREDICTIONS)).astype("int32"),
+         "mlm_weights": np.ones((batch, PREDICTIONS), "float32"),
+         "nsp_labels": rng.integers(0, 2, size=(batch,)).astype("int32"),
+         "class_labels": rng.integers(0, 2, size=(batch,)).astype("int32")}
+    return x, y
+
+
+class Variant:
+    """One package at one dtype: a pretraining model (MLM+NSP outputs), an encoder, fit/predict models."""
+
+    def __init__(self, package, dtype, config):
+        import keras
+
+        self.package, self.dtype, self.config = package, dtype, config
+        self.name = f"{package}-{'bf16' if dtype == 'bfloat16' else 'f32'}"
+        _set_policy(dtype)
+        keras.utils.set_random_seed(1)
+        if package == "ours":
+            import keras_bert
+
+            self.encoder = keras_bert.BertEncoder(config)
+            self.pretrainer = keras_bert.BertPretrainer(self.encoder)
+            self.classifier = keras_bert.BertClassifier(self.encoder, num_classes=2)
+            self.fit_model = self.pretrainer
+        else:
+            import keras_hub
+
+            c = config
+            self.encoder = keras_hub.models.BertBackbone(
+                vocabulary_size=c.vocab_size, num_layers=c.num_layers, num_heads=c.num_heads,
+                hidden_dim=c.hidden_size, intermediate_dim=c.intermediate_size, dropout=c.hidden_dropout,
+                max_sequence_length=c.max_position_embeddings, num_segments=c.type_vocab_size)
+            self.fit_model = keras_hub.models.BertMaskedLM(self.encoder, preprocessor=None)
+            nsp = keras.layers.Dense(2, name="nsp_head")
+            inputs = dict(self.fit_model.input)
+            outputs = {"mlm_logits": self.fit_model(inputs),
+                       "nsp_logits": nsp(self.encoder(
+                           {k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")})["pooled_output"])}
+            self.pretrainer = keras.Model(inputs, outputs)
+            self.classifier = keras_hub.models.BertTextClassifier(self.encoder, num_classes=2, preprocessor=None)
+        _set_policy("float32")
+
+    def inputs(self, x):
+        x = dict(x)
+        if self.package == "hub":
+            x["mask_positions"] = x.pop("masked_positions")
+        return x
+
+    def encoder_inputs(self, x):
+        return {k: x[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+
+
+def pretraining_loss(y, outputs):
+    import keras
+    from keras import ops
+
+    mlm = ops.cast(outputs["mlm_logits"], "float32")
+    nsp = ops.cast(outputs["nsp_logits"], "float32")
+    weights = y["mlm_weights"]
+    mlm_loss = keras.losses.sparse_categorical_crossentropy(y["mlm_labels"], mlm, from_logits=True)
+    mlm_loss = ops.sum(mlm_loss * weights) / ops.maximum(ops.sum(weights), 1e-5)
+    nsp_loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y["nsp_labels"], nsp, from_logits=True))
+    return mlm_loss + nsp_loss
+
+
+def make_runner(variant, mode, xla, x, y, steps):
+    """Returns (warmup(), run()) where run() performs `steps` iterations and blocks until done."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if mode == "step":
+        model = variant.pretrainer
+        optimizer = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01)
+        optimizer.build(model.trainable_variables)
+        xin = {k: tf.constant(v) for k, v in variant.inputs(x).items()}
+        yin = {k: tf.constant(v) for k, v in y.items() if k != "class_labels"}
+
+        @tf.function(jit_compile=xla)
+        def train_step(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = pretraining_loss(yb, model(xb, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss
+
+        def run(n=steps):
+            loss = None
+            for _ in range(n):
+                loss = train_step(xin, yin)
+            return float(loss)
+
+        return (lambda: run(1)), run
+
+    if mode == "infer":
+        model = variant.encoder
+        xin = {k: tf.constant(v) for k, v in variant.encoder_inputs(x).items()}
+
+        @tf.function(jit_compile=xla)
+        def infer(xb):
+            out = model(xb, training=False)
+            return out["sequence_output"], out["pooled_output"]
+
+        def run(n=steps):
+            for _ in range(n):
+                out = infer(xin)
+            return float(tf.reduce_sum(tf.cast(out[1], "float32")))
+
+        return (lambda: run(1)), run
+
+    if mode == "fit":
+        model = variant.fit_model
+        optimizer = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01)
+        if variant.package == "ours":
+            model.compile(optimizer=optimizer, jit_compile=xla)
+            data = (variant.inputs(x), {k: v for k, v in y.items() if k != "class_labels"})
+        else:
+            model.compile(optimizer=optimizer,
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          weighted_metrics=[keras.metrics.SparseCategoricalAccuracy()], jit_compile=xla)
+            data = (variant.inputs(x), y["mlm_labels"], y["mlm_weights"])
+        dataset = tf.data.Dataset.from_tensors(data).repeat()
+
+        def run(n=steps):
+            model.fit(dataset, steps_per_epoch=n, epochs=1, verbose=0)
+
+        return (lambda: run(1)), run
+
+    if mode == "predict":
+        model = variant.classifier
+        model.compile(jit_compile=xla) if variant.package == "hub" else model.compile(
+            optimizer="adam", jit_compile=xla)
+        batch = len(x["token_ids"])
+        xin = {k: np.concatenate([v] * steps) for k, v in variant.encoder_inputs(x).items()}
+
+        def run(n=steps):
+            model.predict({k: v[: n * batch] for k, v in xin.items()}, batch_size=batch, verbose=0)
+
+        return (lambda: run(1)), run
+    raise ValueError(mode)
+
+
+def run_worker(args):
+    import keras
+    import tensorflow as tf
+
+    import keras_bert
+
+    preset, seq, batch = CONFIGS[args.worker]
+    config = keras_bert.BertConfig.from_preset(preset, hidden_act="gelu_new")
+    peaks_before = matmul_peak()
+    print(f"[{args.worker}] matmul peak GFLOP/s: {peaks_before}", flush=True)
+    x, y = random_batch(config, seq, batch)
+    variants = [Variant(p, d, config) for d in args.dtypes for p in PACKAGES]
+    results = []
+    for mode in args.paths:
+        for xla in args.xla:
+            steps = args.steps if mode in ("step", "fit") else args.infer_steps
+            runners, compile_s = {}, {}
+            for v in variants:
+                try:
+                    warmup, run = make_runner(v, mode, xla, x, y, steps)
+                    start = time.perf_counter()
+                    warmup()
+                    compile_s[v.name] = time.perf_counter() - start
+                    runners[v.name] = run
+                except Exception as e:  # noqa: BLE001 - a failing variant is reported, not fatal
+                    print(f"[{args.worker}] {mode} xla={xla} {v.name}: FAILED {type(e).__name__}: {e}",
+                          flush=True)
+            times = {name: [] for name in runners}
+            for r in range(args.rounds):
+                order = list(runners) if r % 2 == 0 else list(reversed(runners))
+                for name in order:
+                    start = time.perf_counter()
+                    runners[name]()
+                    times[name].append(time.perf_counter() - start)
+            flops = flops_per_sequence(config, seq, mode)
+            for v in variants:
+                if v.name not in times:
+                    continue
+                seqs = [steps * batch / t for t in times[v.name]]
+                sps = statistics.median(seqs)
+                gflops = sps * flops / 1e9
+                row = dict(config=args.worker, preset=preset, seq=seq, batch=batch, mode=mode, xla=xla,
+                           package=v.package, dtype=v.dtype, variant=v.name, seq_per_s=sps,
+                           seq_per_s_rounds=seqs, tokens_per_s=sps * seq, gflops=gflops,
+                           peak_share=gflops / peaks_before[v.dtype], compile_s=compile_s[v.name])
+                results.append(row)
+                print(f"[{args.worker}] {mode:7s} xla={'on ' if xla else 'off'} {v.name:9s} "
+                      f"{sps:8.2f} seq/s {gflops:7.1f} GFLOP/s ({100 * row['peak_share']:4.1f}% of peak) "
+                      f"first call {compile_s[v.name]:.1f}s", flush=True)
+    peaks_after = matmul_peak()
+    out = dict(config=args.worker, preset=preset, seq=seq, batch=batch, peaks_before=peaks_before,
+               peaks_after=peaks_after, results=results, keras=keras.__version__, tensorflow=tf.__version__)
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+# --------------------------------------------------------------------------- memory
+
+def run_memory(args):
+    """One process: build BERT-base (one package), run training steps, print the RSS high-water mark."""
+    import resource
+
+    import keras_bert
+
+    start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    config = keras_bert.BertConfig.from_preset("bert_base", hidden_act="gelu_new")
+    x, y = random_batch(config, 128, 16)
+    variant = Variant(args.memory, args.memory_dtype, config)
+    warmup, run = make_runner(variant, "step", False, x, y, 2)
+    warmup()
+    run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"package": args.memory, "dtype": args.memory_dtype, "rss_peak_mib": peak,
+                      "rss_after_import_mib": start_rss}))
+
+
+# --------------------------------------------------------------------------- optional peers
+
+def optional_peers():
+    notes = {}
+    for module, label in (("torch", "Hugging Face transformers (PyTorch)"), ("onnxruntime", "ONNX Runtime")):
+        try:
+            __import__(module)
+            notes[label] = "installed, not measured by this harness version"
+        except ImportError:
+            notes[label] = f"skipped: `{module}` is not installed"
+    try:
+        __import__("transformers")
+    except ImportError:
+        notes["Hugging Face transformers (PyTorch)"] = "skipped: `transformers`/`torch` not installed"
+    return notes
+
+
+# --------------------------------------------------------------------------- driver
+
+def _sub(argv, timeout):
+    cmd = [sys.executable, "-m", "benchmarks.compare"] + argv
+    print("$", " ".join(cmd[1:]), flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    lines = [l for l in proc.stdout.splitlines() if l.startswith(("[", "{"))]
+    for line in lines:
+        print("   ", line, flush=True)
+    if proc.returncode:
+        print(proc.stdout[-3000:], flush=True)
+    return proc.returncode, proc.stdout
+
+
+def _best(rows, **match):
+    sel = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    return max(sel, key=lambda r: r["seq_per_s"]) if sel else None
+
+
+def print_table(rows):
+    header = (f"{'config':9s} {'path':7s} {'xla':3s} {'variant':9s} {'seq/s':>8s} {'tok/s':>9s} "
+              f"{'GFLOP/s':>8s} {'%peak':>6s} {'vs hub same dtype':>17s}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        hub = _best(rows, config=r["config"], mode=r["mode"], xla=r["xla"], package="hub", dtype=r["dtype"])
+        ratio = f"{r['seq_per_s'] / hub['seq_per_s']:.2f}x" if hub and r["package"] == "ours" else ""
+        print(f"{r['config']:9s} {r['mode']:7s} {'on' if r['xla'] else 'off':3s} {r['variant']:9s} "
+              f"{r['seq_per_s']:8.2f} {r['tokens_per_s']:9.0f} {r['gflops']:8.1f} {100 * r['peak_share']:5.1f}% "
+              f"{ratio:>17s}")
+
+
+def targets(rows, memory, real):
+    """The issue's targets as (name, value, threshold, pass)."""
+    out = []
+
+    def ratio_line(name, num, den, threshold):
+        if num is None or den is None:
+            out.append((name, None, threshold, None))
+            return
+        value = num["seq_per_s"] / den["seq_per_s"]
+        out.append((name + f"  [{num['variant']} xla={num['xla']} vs {den['variant']} xla={den['xla']}]",
+                    value, threshold, value >= threshold))
+
+    for mode, label, bf16_abs in (("step", "training", 6.5), ("infer", "inference", 25.0)):
+        ours_bf16 = _best(rows, config="base-128", mode=mode, package="ours", dtype="bfloat16")
+        ours_f32 = _best(rows, config="base-128", mode=mode, package="ours", dtype="float32")
+        hub_f32 = _best(rows, config="base-128", mode=mode, package="hub", dtype="float32")
+        if ours_bf16:
+            out.append((f"BERT-base {label} bf16 seq/s (absolute)", ours_bf16["seq_per_s"], bf16_abs,
+                        ours_bf16["seq_per_s"] >= bf16_abs))
+        ratio_line(f"BERT-base {label} bf16 ours / hub f32", ours_bf16, hub_f32,
+                   1.6 if mode == "step" else 1.8)
+        ratio_line(f"BERT-base {label} f32 ours / hub f32", ours_f32, hub_f32, 1.1)
+    for config in ("mini-128", "mini-512"):
+        for mode in ("step", "infer", "fit", "predict"):
+            for dtype in DTYPES:
+                ours = _best(rows, config=config, mode=mode, package="ours", dtype=dtype)
+                hub = _best(rows, config=config, mode=mode, package="hub", dtype=dtype)
+                if ours and hub:
+                    ratio_line(f"{config} {mode} {dtype} ours / hub best-of-XLA", ours, hub, 1.5)
+    for key, label in (("sst2", "Real text: SST-2 epoch non-padding tok/s"),
+                       ("pretraining", "Real text: pretraining non-padding tok/s")):
+        if real and key in real and real[key].get("ratio"):
+            out.append((f"{label} ours / hub", real[key]["ratio"], 2.5, real[key]["ratio"] >= 2.5))
+    for dtype in DTYPES:
+        if memory.get(("ours", dtype)) and memory.get(("hub", dtype)):
+            value = memory[("ours", dtype)] / memory[("hub", dtype)]
+            out.append((f"Peak RSS BERT-base train step b16 {dtype} ours / hub (lower is better)",
+                        value, 1.0, value < 1.0))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="mini-128 only, few steps (development)")
+    parser.add_argument("--configs", nargs="+", default=None, choices=sorted(CONFIGS))
+    parser.add_argument("--paths", nargs="+", default=["step", "infer", "fit", "predict"],
+                        choices=["step", "infer", "fit", "predict"])
+    parser.add_argument("--xla", nargs="+", default=["off", "on"], choices=["off", "on"])
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds per measurement")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-real-text", action="store_true")
+    parser.add_argument("--json", default=None, help="write all results here")
+    # internal
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
+    parser.add_argument("--infer-steps", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--memory", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-dtype", default="float32", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        args.xla = [x is True or x == "on" for x in args.xla]
+        return run_worker(args)
+    if args.memory:
+        return run_memory(args)
+
+    import tempfile
+
+    configs = args.configs or (["mini-128"] if args.quick else list(DEFAULT_CONFIGS))
+    rounds = args.rounds or (2 if args.quick else 3)
+    started = time.time()
+    rows, workers = [], []
+    tmp = tempfile.mkdtemp(prefix="bert_compare_")
+    for name in configs:
+        out = os.path.join(tmp, f"{name}.json")
+        steps = ["--steps", "2", "--infer-steps", "3"] if (args.quick or name.startswith("base")) else []
+        rc, _ = _sub(["--worker", name, "--out", out, "--rounds", str(rounds), "--paths", *args.paths,
+                      "--xla", *args.xla, "--dtypes", *args.dtypes, *steps], timeout=3600)
+        if rc == 0:
+            with open(out) as f:
+                data = json.load(f)
+            workers.append({k: v for k, v in data.items() if k != "results"})
+            rows.extend(data["results"])
+    memory = {}
+    if not args.no_memory and not args.quick:
+        for dtype in args.dtypes:
+            for package in PACKAGES:
+                rc, text = _sub(["--memory", package, "--memory-dtype", dtype], timeout=1200)
+                for line in text.splitlines():
+                    if line.startswith("{"):
+                        memory[(package, dtype)] = json.loads(line)["rss_peak_mib"]
+    real = None
+    if not args.no_real_text:
+        from benchmarks import real_text
+
+        out = os.path.join(tmp, "real_text.json")
+        cmd = [sys.executable, "-m", "benchmarks.real_text", "--json", out] + (["--quick"] if args.quick else [])
+        print("$", " ".join(cmd[1:]), flush=True)
+        proc = subprocess.run(cmd, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        if proc.returncode == 0 and os.path.exists(out):
+            with open(out) as f:
+                real = json.load(f)
+        del real_text
+
+    print()
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"matmul peaks per worker (GFLOP/s, before/after): "
+          + "; ".join(f"{w['config']}: f32 {w['peaks_before']['float32']:.0f}/{w['peaks_after']['float32']:.0f}, "
+                      f"bf16 {w['peaks_before']['bfloat16']:.0f}/{w['peaks_after']['bfloat16']:.0f}"
+                      for w in workers))
+    print_table(rows)
+    if memory:
+        print("\nPeak RSS of a BERT-base training step, batch 16 (MiB): "
+              + ", ".join(f"{p} {d}: {v:.0f}" for (p, d), v in memory.items()))
+    if real:
+        for key in ("sst2", "pretraining"):
+            if key in real:
+                r = real[key]
+                print(f"\nReal text {key}: {r.get('description', '')}")
+                for pkg in ("ours", "hub"):
+                    if pkg in r:
+                        print(f"  {pkg:4s}: {r[pkg]['tokens_per_s']:.0f} non-padding tok/s "
+                              f"({r[pkg]['seconds']:.1f}s, {r[pkg]['real_tokens']} real of "
+                              f"{r[pkg]['total_tokens']} tokens)")
+    peers = optional_peers()
+    for label, note in peers.items():
+        print(f"{label}: {note}")
+    result = targets(rows, memory, real)
+    print("\nTargets (ours / keras-hub, measured side by side in one process):")
+    for name, value, threshold, ok in result:
+        if value is None:
+            print(f"  n/a   {name}")
+        else:
+            print(f"  {'PASS' if ok else 'MISS'}  {name}: {value:.2f} (target {'<' if 'RSS' in name else '>='} "
+                  f"{threshold})")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(dict(machine=dict(processor=platform.processor(), cpus=os.cpu_count(),
+                                        platform=platform.platform()),
+                           command=" ".join(["python -m benchmarks.compare"] + (argv or sys.argv[1:])),
+                           seconds=time.time() - started, workers=workers, results=rows,
+                           memory_rss_mib={f"{p}-{d}": v for (p, d), v in memory.items()},
+                           real_text=real, peers=peers,
+                           targets=[dict(name=n, value=v, threshold=t, passed=ok) for n, v, t, ok in result]),
+                      f, indent=1)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
