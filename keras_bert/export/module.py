@@ -125,20 +125,22 @@ class ServingModule(tf.Module):
             raise ValueError(f"max_length must be in [3, {limit}] (the model's max_position_embeddings), "
                              f"got {max_length}")
         # === Layers ===
-        self.model = model
-        self.tokenizer = BertTokenizer(vocabulary, lowercase=lowercase, name="tokenizer")
-        self.packer = BertPacker.from_tokenizer(self.tokenizer, sequence_length=max_length, pad_to_longest=True,
-                                                name="packer")
+        # Kept out of TF's object tracking: a SavedModel that tracks the Keras objects saves
+        # their variables in a form the TF1 loader (TF Serving) cannot restore; `signatures()`
+        # tracks the raw tf.Variables the functions capture instead (as keras.export does).
+        tokenizer = BertTokenizer(vocabulary, lowercase=lowercase, name="tokenizer")
+        self._keras = _Untracked(
+            model=model, tokenizer=tokenizer,
+            packer=BertPacker.from_tokenizer(tokenizer, sequence_length=max_length, pad_to_longest=True,
+                                             name="packer"))
         # === Config ===
         self.task = task
         self.pair = bool(pair)
         self.max_length = max_length
         self.top_k = min(int(top_k), self.tokenizer.vocabulary_size())
         self.max_answer_length = int(max_answer_length)
-        vocab = self.tokenizer.get_vocabulary() if hasattr(self.tokenizer, "get_vocabulary") else \
-            list(self.tokenizer.vocabulary)
-        self._vocab = vocab
-        self._is_continuation = np.array([t.startswith("##") for t in vocab], dtype=bool)
+        self._vocab = self.tokenizer.get_vocabulary()
+        self._is_continuation = np.array([t.startswith("##") for t in self._vocab], dtype=bool)
         if task in ("classification", "ner"):
             self.class_names = _class_names(model)
         if task == "ner":
@@ -182,13 +184,34 @@ class ServingModule(tf.Module):
         self.serve_ids = tf.function(
             serve_ids, input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in self.id_inputs])
 
+    @property
+    def model(self):
+        """keras.Model: the task model."""
+        return self._keras.model
+
+    @property
+    def tokenizer(self):
+        """BertTokenizer: the in-graph tokenizer."""
+        return self._keras.tokenizer
+
+    @property
+    def packer(self):
+        """BertPacker: packs segments, truncating to `max_length`."""
+        return self._keras.packer
+
     def signatures(self):
-        """Returns `{signature name: concrete function}` for `tf.saved_model.save`."""
-        return {
+        """Traces the signatures, tracks the variables they use; returns `{name: concrete function}`."""
+        functions = {
             "serving_default": self.serving_default.get_concrete_function(),
             "serve_ids": self.serve_ids.get_concrete_function(),
             "serve_examples": self.serve_examples.get_concrete_function(),
         }
+        variables = {}
+        for function in functions.values():
+            for variable in function.variables:
+                variables.setdefault(id(variable), variable)
+        self._all_variables = list(variables.values())
+        return functions
 
     # ----------------------------------------------------------------- model
     def _run_model(self, inputs):
@@ -361,7 +384,11 @@ class ServingModule(tf.Module):
         best = tf.argmax(flat, axis=1)
         best_start, best_end = best // width, best % width
         has = context_length > 0
-        pick = lambda ragged, index: tf.gather(ragged.to_tensor(), tf.expand_dims(index, 1), batch_dims=1)[:, 0]
+        def pick(ragged, index):  # row b's item index[b]; a zero column keeps all-empty batches valid
+            dense = ragged.to_tensor()
+            dense = tf.concat([dense, tf.zeros([tf.shape(dense)[0], 1], dense.dtype)], axis=1)
+            return tf.gather(dense, tf.expand_dims(index, 1), batch_dims=1)[:, 0]
+
         zeros = tf.zeros_like(context_length)
         start_byte = tf.where(has, pick(byte_starts, best_start), zeros)
         end_byte = tf.where(has, pick(byte_ends, best_end), zeros)
@@ -372,6 +399,13 @@ class ServingModule(tf.Module):
             "end": tf.cast(tf.where(has, pick(char_ends, best_end), zeros), tf.int32),
             "score": tf.where(has, score, tf.zeros_like(score)),
         }
+
+
+class _Untracked:
+    """A plain attribute holder that TF's object tracking does not look into."""
+
+    def __init__(self, **attributes):
+        self.__dict__.update(attributes)
 
 
 def _keep_first(ragged, lengths):
