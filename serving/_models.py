@@ -13,6 +13,8 @@ import threading
 
 import numpy as np
 import tensorflow as tf
+# TF Serving's stock build links the tensorflow-text ops; importing the package registers them here.
+import tensorflow_text  # noqa: F401
 from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
