@@ -10,6 +10,7 @@ steps, a multiple of `log_every`) always falls on an epoch boundary:
 `data` always yields from the same iterator, which is part of the checkpoint.
 """
 
+import contextlib
 import os
 
 from keras_bert.trainer.checkpointing import CheckpointCallback, ResumableDataset, TrainingState, distribute_for_resume
@@ -77,7 +78,36 @@ def fit_resumable(model, dataset, *, strategy, output_dir, total_steps, log_ever
     checkpoints = CheckpointCallback(state, start_step, checkpoint_every)
     callbacks = [logger, checkpoints]
     data = ResumableDataset(iterator)
+    with _no_batch_consumed_by_symbolic_build(model, strategy, dataset):
+        return _fit_windows(model, data, state, logger, checkpoints, callbacks, start_step, total_steps, log_every,
+                            checkpoint_every, verbose)
 
+
+@contextlib.contextmanager
+def _no_batch_consumed_by_symbolic_build(model, strategy, dataset):
+    """Stops Keras' `fit` from taking a batch of the shared iterator to build the model.
+
+    Under a `tf.distribute` strategy, Keras 3's TF `fit` first calls `next()` on the
+    training iterator to build the model symbolically, and drops that batch: with one
+    iterator shared across `fit` calls, every `fit` would skip a batch (the data would
+    no longer match a one-device run, nor the step of a checkpoint). The model is
+    built here once from a batch of a fresh iterator, and that step is skipped.
+    """
+    if getattr(model, "_distribute_strategy", None) is None:  # Keras builds at trace time: nothing to do.
+        yield
+        return
+    batch = next(iter(dataset))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    try:
+        yield
+    finally:
+        del model._maybe_symbolic_build
+
+
+def _fit_windows(model, data, state, logger, checkpoints, callbacks, start_step, total_steps, log_every,
+                 checkpoint_every, verbose):
     # --- Train: finish a window cut short by SIGTERM, whole windows, then a last short window ---
     step = start_step
     if step % log_every:

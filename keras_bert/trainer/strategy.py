@@ -36,12 +36,44 @@ def create_strategy(name="auto", tpu_address=None):
         if "TF_CONFIG" not in os.environ:
             raise ConfigError("strategy 'multi_worker' needs the TF_CONFIG environment variable "
                               "({\"cluster\": {\"worker\": [...]}, \"task\": {\"type\": \"worker\", \"index\": i}})")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        _fix_keras_multi_worker_metric_reduction()
+        return strategy
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
+
+
+def _fix_keras_multi_worker_metric_reduction():
+    """Lets Keras 3's `fit` report scalar metrics under MultiWorkerMirroredStrategy.
+
+    Keras reduces the metrics of a train/test step with
+    `strategy.reduce("MEAN", value, axis=0)` across workers, which fails on the scalar
+    metric results ("Invalid reduction dimension 0 for input with 0 dimensions").
+    Scalars are averaged over the replicas instead (`axis=None`); everything else
+    goes to Keras' own reduction.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "_keras_bert_fixed", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return original(values, strategy, reduction)
+
+        def reduce(value):
+            if getattr(value, "shape", None) is not None and value.shape.rank == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return original(value, strategy, reduction)
+
+        return tf.nest.map_structure(reduce, values)
+
+    reduce_per_replica._keras_bert_fixed = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def _auto_strategy_name():
