@@ -47,7 +47,8 @@ def write_sentiment_data(directory, seed=0):
     rows = {"train": [], "dev": []}
     for template_index, template in enumerate(TEMPLATES):
         split = "dev" if template_index == len(TEMPLATES) - 1 else "train"
-        for subject, (words, label) in itertools.product(SUBJECTS, ((POSITIVE, 1), (NEGATIVE, 0))):
+        classes = ((POSITIVE, "positive"), (NEGATIVE, "negative"))
+        for subject, (words, label) in itertools.product(SUBJECTS, classes):
             rows[split].append((template.format(s=subject, a=rng.choice(words)), label))
     os.makedirs(directory, exist_ok=True)
     for split, examples in rows.items():
@@ -115,7 +116,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=os.path.join(REPO_ROOT, "runs", "demo"))
     parser.add_argument("--pretrain-steps", type=int, default=30)
-    parser.add_argument("--finetune-epochs", type=float, default=2.0)
+    parser.add_argument("--finetune-epochs", type=float, default=4.0)
     args = parser.parse_args(argv)
     workdir = os.path.abspath(args.workdir)
     if os.path.exists(workdir):
