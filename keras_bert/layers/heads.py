@@ -112,12 +112,15 @@ class MaskedLMHead(keras.layers.Layer):
         return self.output_embeddings
 
     def call(self, sequence_output, masked_positions):
-        x = gather_positions(sequence_output, masked_positions)
+        batch, predictions = ops.shape(masked_positions)[0], ops.shape(masked_positions)[1]
+        # 2D `[batch * P, hidden]` rows: plain MatMuls (faster than 3D broadcasting on CPU).
+        x = ops.reshape(gather_positions(sequence_output, masked_positions), (-1, self.hidden_size))
         x = self.layer_norm(self.activation(self.transform(x)))
         x = ops.cast(x, self.compute_dtype)
         matrix = ops.cast(self.output_matrix, self.compute_dtype)
         logits = ops.matmul(x, ops.transpose(matrix))
-        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+        logits = ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+        return ops.reshape(logits, (batch, predictions, self.vocab_size))
 
     def compute_output_shape(self, sequence_output_shape, masked_positions_shape):
         return tuple(masked_positions_shape) + (self.vocab_size,)

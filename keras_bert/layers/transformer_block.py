@@ -75,15 +75,25 @@ class TransformerBlock(keras.layers.Layer):
         return self.ffn_dropout_layer(h, training=training)
 
     def call(self, x, padding_mask, training=None):
+        # The block works on the 2D `[batch * seq, hidden]` view: every projection is
+        # then a plain MatMul (see `SelfAttention.call`), LayerNorms are unchanged.
+        rank3 = len(x.shape) == 3
+        if rank3:
+            batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+            x = ops.reshape(x, (-1, self.hidden_size))
         if self.pre_layer_norm:
             h = self.attention(self.attention_layer_norm(x), padding_mask, training=training)
             x = x + self.attention_dropout_layer(h, training=training)
-            return x + self._feed_forward(self.ffn_layer_norm(x), training)
-        h = self.attention(x, padding_mask, training=training)
-        x = self.attention_layer_norm(x + self.attention_dropout_layer(h, training=training))
-        # LayerNorm outputs float32; the residual stream stays in the compute dtype.
-        x = ops.cast(x, self.compute_dtype)
-        return self.ffn_layer_norm(x + self._feed_forward(x, training))
+            x = x + self._feed_forward(self.ffn_layer_norm(x), training)
+        else:
+            h = self.attention(x, padding_mask, training=training)
+            x = self.attention_layer_norm(x + self.attention_dropout_layer(h, training=training))
+            # LayerNorm outputs float32; the residual stream stays in the compute dtype.
+            x = ops.cast(x, self.compute_dtype)
+            x = self.ffn_layer_norm(x + self._feed_forward(x, training))
+        if rank3:
+            x = ops.reshape(x, (batch, seq, self.hidden_size))
+        return x
 
     def compute_output_shape(self, x_shape, padding_mask_shape=None):
         return tuple(x_shape)
