@@ -164,7 +164,9 @@ def pretraining(config, steps, batch_size=32):
     masked_lm = keras_hub.models.BertMaskedLM(_hub_backbone(config), preprocessor=preprocessor)
     masked_lm.compile()
     used = lines[: 2 * steps * batch_size]
-    lengths = [min(int(n) + 2, 128) for n in hub_tokenizer(tf.constant(used)).row_lengths().numpy()]
+    pieces = hub_tokenizer(tf.constant(used))
+    counts = pieces.row_lengths().numpy() if hasattr(pieces, "row_lengths") else [len(p) for p in pieces]
+    lengths = [min(int(n) + 2, 128) for n in counts]
     hub_real = sum(lengths) // 2
     hub_data = tf.data.Dataset.from_tensor_slices(np.array(lines)).batch(batch_size).repeat()
     timer = EpochTimer()
