@@ -117,3 +117,42 @@ def test_harem_finetune_and_evaluate(tiny_init, tmp_path):
     again = json.loads((evaluated / "metrics.json").read_text())
     assert abs(again["entity_f1"] - metrics["entity_f1"]) < 1e-6
     assert (evaluated / "predictions.tsv").read_text(encoding="utf-8") == "\n".join(rows) + "\n"
+
+
+def test_sst2_bucketed_finetune_and_evaluate(tiny_init, tmp_path):
+    train, dev = os.path.join(DATA, "sst2", "train.tsv"), os.path.join(DATA, "sst2", "dev.tsv")
+    _need(train)
+    output = tmp_path / "out"
+    run_job("training.finetune", "--config", os.path.join(REPO_ROOT, "training", "configs", "finetune_sst2.yaml"),
+            "--init", tiny_init, "--output-dir", output, "--max-train-examples", 64, "--max-eval-examples", 40,
+            *LOOP)
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert set(metrics) == {"accuracy", "f1", "step"} and metrics["step"] == 4
+    assert abs(_validation_scalars(output)["accuracy"][-1][1] - metrics["accuracy"]) < 1e-6
+    rows = (output / "predictions.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 41 and rows[0] == "text\tlabel\tprediction"
+    evaluated = tmp_path / "eval"
+    run_job("training.evaluate", "--model", output, "--task", "sst2", "--data", dev, "--output-dir", evaluated,
+            "--max-eval-examples", 40)
+    assert json.loads((evaluated / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+    assert (evaluated / "predictions.tsv").read_text(encoding="utf-8").splitlines() == rows
+
+
+def test_classification_batches_are_length_bucketed(tiny_init):
+    from keras_bert.tokenization import BertTokenizer
+    from keras_bert.trainer import load_config
+    from keras_bert.trainer.config import FinetuneConfig
+    from training import finetune
+
+    train = os.path.join(DATA, "sst2", "train.tsv")
+    _need(train)
+    config = load_config(FinetuneConfig, os.path.join(REPO_ROOT, "training", "configs", "finetune_sst2.yaml"),
+                         {"max_train_examples": 512})
+    tokenizer = BertTokenizer(os.path.join(tiny_init, "vocab.txt"), lowercase=True)
+    data = finetune.read_task_data(config, train, tokenizer, training=True)
+    padded, real = 0, 0
+    for x, y in data.dataset.take(16):
+        assert x["token_ids"].shape[0] == config.batch_size
+        padded += int(x["padding_mask"].shape[0] * x["padding_mask"].shape[1])
+        real += int(x["padding_mask"].numpy().sum())
+    assert real / padded > 0.8, (real, padded)  # Random batches padded to their longest fill about half.
