@@ -28,6 +28,8 @@ def main():
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--checkpoint-every", type=int, default=3)
+    parser.add_argument("--resume-at", type=int, default=None,
+                        help="train to this step, then rebuild the model and resume from its checkpoint")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -58,17 +60,26 @@ def main():
     x = {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": mask}
     dataset = tf.data.Dataset.from_tensor_slices((x, labels)).batch(args.batch_size, drop_remainder=True).repeat()
 
-    with strategy.scope():
-        config = keras_bert.BertConfig.from_preset(
-            "bert_tiny", vocab_size=100, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
-            max_position_embeddings=length, hidden_dropout=0.0, attention_dropout=0.0)
-        model = keras_bert.BertClassifier(keras_bert.BertEncoder(config), num_classes=2, dropout=0.0)
-        schedule = WarmupDecaySchedule(1e-2, 2, args.steps, 0.0, 1.0)
-        model.compile(optimizer=create_optimizer("adamw", schedule, weight_decay=0.01, clipnorm=1.0))
+    def build():
+        with strategy.scope():
+            config = keras_bert.BertConfig.from_preset(
+                "bert_tiny", vocab_size=100, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                max_position_embeddings=length, hidden_dropout=0.0, attention_dropout=0.0)
+            model = keras_bert.BertClassifier(keras_bert.BertEncoder(config), num_classes=2, dropout=0.0)
+            schedule = WarmupDecaySchedule(1e-2, 2, args.steps, 0.0, 1.0)
+            model.compile(optimizer=create_optimizer("adamw", schedule, weight_decay=0.01, clipnorm=1.0))
+        return model
 
-    result = fit_resumable(model, dataset, strategy=strategy, output_dir=args.output_dir, total_steps=args.steps,
-                           log_every=1, checkpoint_every=args.checkpoint_every, global_batch_size=args.batch_size,
-                           verbose=0)
+    def train(model, steps):
+        return fit_resumable(model, dataset, strategy=strategy, output_dir=args.output_dir, total_steps=steps,
+                             log_every=1, checkpoint_every=args.checkpoint_every, global_batch_size=args.batch_size,
+                             verbose=0)
+
+    if args.resume_at:
+        train(build(), args.resume_at)
+        keras.backend.clear_session()  # Same layer names as a fresh process, for the checkpoint's signature.
+        keras.utils.set_random_seed(1)  # Different initial values: the checkpoint must restore them.
+    result = train(build(), args.steps)
     print("RESULT " + json.dumps({"step": result["step"], "replicas": strategy.num_replicas_in_sync,
                                   "strategy": type(strategy).__name__}), flush=True)
 
