@@ -134,7 +134,9 @@ class TrainingState:
         written) is skipped and the previous one is used.
         """
         self.check_signature()
-        candidates = list(reversed(self.manager.checkpoints))
+        # Every worker restores from the chief's directory (other workers only write to temporary ones).
+        listing = tf.train.get_checkpoint_state(self.directory)
+        candidates = list(reversed(listing.all_model_checkpoint_paths)) if listing else []
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()

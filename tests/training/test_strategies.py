@@ -37,7 +37,11 @@ def _start(output_dir, strategy, *extra, env=None):
 
 
 def _join(processes, timeout=300):
-    """Waits for every process (killing all on timeout); raises with their output when one failed."""
+    """Waits for every process (killing all on timeout); raises with their output when one failed.
+
+    Returns:
+        list of `(result, output)`: the RESULT line's dict and the process's output.
+    """
     outputs = []
     try:
         for process in processes:
@@ -54,7 +58,7 @@ def _join(processes, timeout=300):
     for output in outputs:
         lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
         assert lines, output[-3000:]
-        results.append(json.loads(lines[-1][len("RESULT "):]))
+        results.append((json.loads(lines[-1][len("RESULT "):]), output))
     return results
 
 
@@ -71,7 +75,7 @@ def _assert_same_losses(expected, got):
 @pytest.fixture(scope="module")
 def one_device_losses(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("one_device")
-    (result,) = _join([_start(output_dir, "one_device")])
+    ((result, _),) = _join([_start(output_dir, "one_device")])
     assert result["replicas"] == 1 and result["step"] == STEPS
     losses = _losses(output_dir)
     assert len({round(v, 6) for _, v in losses}) > 1  # The model trains: losses change step to step.
@@ -81,7 +85,8 @@ def one_device_losses(tmp_path_factory):
 def test_mirrored_two_logical_cpus_matches_one_device(one_device_losses, tmp_path):
     # Trains 3 steps, rebuilds the model and resumes from the step-3 checkpoint to step 6 (distributed
     # iterators are not checkpointable: the data position comes from skipping the consumed batches).
-    (result,) = _join([_start(tmp_path, "mirrored", "--logical-cpus", "2", "--resume-at", "3")])
+    ((result, output),) = _join([_start(tmp_path, "mirrored", "--logical-cpus", "2", "--resume-at", "3")])
+    assert "resumed from" in output and "at step 3" in output, output[-3000:]
     assert result == {"step": STEPS, "replicas": 2, "strategy": "MirroredStrategy"}
     _assert_same_losses(one_device_losses, _losses(tmp_path))
 
@@ -103,10 +108,12 @@ def test_multi_worker_two_processes_matches_one_device(one_device_losses, tmp_pa
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         # One shared output directory, as on a shared file system: worker 0 (chief) writes logs and checkpoints.
-        processes.append(_start(tmp_path, "multi_worker", env=_env(TF_CONFIG=json.dumps(tf_config))))
-    results = _join(processes)
-    for result in results:
-        assert result["replicas"] == 2 and result["step"] == STEPS, results
+        # Each worker trains 3 steps, rebuilds its model and resumes from the chief's step-3 checkpoint.
+        processes.append(_start(tmp_path, "multi_worker", "--resume-at", "3",
+                                env=_env(TF_CONFIG=json.dumps(tf_config))))
+    for result, output in _join(processes):
+        assert result["replicas"] == 2 and result["step"] == STEPS, output[-3000:]
+        assert "resumed from" in output and "at step 3" in output, output[-3000:]  # Both workers resume.
     _assert_same_losses(one_device_losses, _losses(tmp_path))
     checkpoints = sorted(os.listdir(tmp_path / "checkpoints"))
     assert "ckpt-6.index" in checkpoints and not [c for c in checkpoints if c.startswith(".worker")], checkpoints
