@@ -140,7 +140,7 @@ class TrainingState:
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as e:
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: truncated data
                 print(f"[checkpoint] cannot restore {path} ({type(e).__name__}: {str(e)[:200]}); "
                       f"trying the previous one")
                 continue
