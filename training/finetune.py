@@ -35,6 +35,7 @@ from keras_bert.tokenization import BertTokenizer
 from keras_bert.trainer import (ConfigError, FinetuneConfig, add_config_flags, check_batch_size, check_not_empty,
                                 create_strategy, fit_resumable, is_chief, load_config)
 from keras_bert.trainer import metrics as task_metrics
+from keras_bert.trainer.tensorboard import mean_tokens_per_example
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -324,8 +325,9 @@ def main(argv=None):
         model, train.dataset, strategy=strategy, output_dir=config.output_dir, total_steps=steps,
         log_every=config.log_every, checkpoint_every=config.checkpoint_every,
         keep_checkpoints=config.keep_checkpoints, global_batch_size=config.batch_size, validate=validate,
-        validate_every=config.eval_every, hparams={**{k: v for k, v in dataclasses.asdict(config).items()
-                                                      if isinstance(v, (bool, int, float, str))}, "steps": steps})
+        validate_every=config.eval_every, tokens_per_example=mean_tokens_per_example(train.dataset, 20),
+        hparams={**{k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (bool, int, float, str))},
+                 "steps": steps})
     if result["terminated"]:
         print(f"[finetune] stopped by SIGTERM at step {result['step']}; rerun the same command to resume")
         sys.exit(0)

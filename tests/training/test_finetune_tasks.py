@@ -104,6 +104,7 @@ def test_harem_finetune_and_evaluate(tiny_init, tmp_path):
     rows = (output / "predictions.tsv").read_text(encoding="utf-8").splitlines()
     assert rows[0] == "word\tlabel\tprediction" and any(r.split("\t")[1].startswith("B-") for r in rows[1:] if r)
     assert "entity_f1" in _validation_scalars(output)
+    assert "tokens_per_second" in read_scalars(os.path.join(str(output), "logs", "train"))
 
     import keras_bert
 
