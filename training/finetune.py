@@ -57,7 +57,10 @@ TASKS = {
 }
 # Length buckets of training batches (text classification): short sentences are not padded to the longest
 # of a random batch, let alone to max_seq_length.
+# Each pass over the data drops the last partial batch of every bucket, so a set smaller than
+# BUCKET_MIN_BATCHES batches per bucket is batched at random, padded to each batch's longest.
 BUCKETS = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256, 384)
+BUCKET_MIN_BATCHES = 20
 
 
 def parse_config(argv=None):
@@ -131,7 +134,9 @@ def read_task_data(config, path, tokenizer, *, training, label_list=None):
             examples = dataclasses.replace(
                 examples, texts_a=examples.texts_a[:limit], labels=examples.labels[:limit],
                 texts_b=None if examples.texts_b is None else examples.texts_b[:limit])
-        buckets = [b for b in BUCKETS if b < config.max_seq_length] if training else None
+        buckets = [b for b in BUCKETS if b < config.max_seq_length]
+        if not training or len(examples.labels) < BUCKET_MIN_BATCHES * batch_size * (len(buckets) + 1):
+            buckets = None
         dataset = bert_data.text_examples_dataset(
             examples, tokenizer, sequence_length=config.max_seq_length, batch_size=batch_size, shuffle=training,
             seed=config.seed, pad_to_longest=True, bucket_boundaries=buckets, drop_remainder=training)
