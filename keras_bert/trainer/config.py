@@ -161,6 +161,11 @@ def _check_type(name, value, annotation, source):
         annotation = [a for a in typing.get_args(annotation) if a is not type(None)][0]
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads `1e-4` (no dot) as a string.
+        except ValueError:
+            pass
     if annotation is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # A flag such as `--output-dir 2024` parses as a YAML int.
     if annotation is list and isinstance(value, str):
