@@ -344,16 +344,24 @@ def optional_peers():
 # --------------------------------------------------------------------------- driver
 
 def _sub(argv, timeout):
+    """Runs `python -m benchmarks.compare ARGV`, echoing its result lines as they come."""
     cmd = [sys.executable, "-m", "benchmarks.compare"] + argv
     print("$", " ".join(cmd[1:]), flush=True)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    lines = [l for l in proc.stdout.splitlines() if l.startswith(("[", "{"))]
-    for line in lines:
-        print("   ", line, flush=True)
-    if proc.returncode:
-        print(proc.stdout[-3000:], flush=True)
-    return proc.returncode, proc.stdout
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    deadline, output = time.time() + timeout, []
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith(("[", "{")):
+            print("   ", line.rstrip(), flush=True)
+        if time.time() > deadline:
+            proc.kill()
+            break
+    returncode = proc.wait()
+    text = "".join(output)
+    if returncode:
+        print(text[-3000:], flush=True)
+    return returncode, text
 
 
 def _best(rows, **match):
@@ -435,6 +443,8 @@ def main(argv=None):
     parser.add_argument("--pretrain-steps", type=int, default=30, help="real text: pretraining steps")
     parser.add_argument("--no-real-text", action="store_true")
     parser.add_argument("--json", default=None, help="write all results here")
+    parser.add_argument("--merge", nargs="+", default=[],
+                        help="also report results of earlier runs: worker JSONs or --json outputs of this harness")
     # internal
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -486,6 +496,23 @@ def main(argv=None):
             with open(out) as f:
                 real = json.load(f)
 
+    for path in args.merge:
+        with open(path) as f:
+            data = json.load(f)
+        if "workers" in data:  # a --json output of this harness
+            workers.extend(data["workers"])
+            rows.extend(data["results"])
+            for key, value in (data.get("memory_rss_mib") or {}).items():
+                memory.setdefault(tuple(key.split("-", 1)), value)
+            real = real or data.get("real_text")
+        else:  # one worker's output
+            workers.append({k: v for k, v in data.items() if k != "results"})
+            rows.extend(data["results"])
+    # Background load moves the matmul peak: the share uses the best of the two peak measurements.
+    best_peaks = {w["config"]: {d: max(w["peaks_before"][d], w["peaks_after"][d]) for d in DTYPES} for w in workers}
+    for row in rows:
+        if row["config"] in best_peaks:
+            row["peak_share"] = row["gflops"] / best_peaks[row["config"]][row["dtype"]]
     print()
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"matmul peaks per worker (GFLOP/s, before/after): "
