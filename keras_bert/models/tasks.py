@@ -28,6 +28,17 @@ def _check_labels(labels, num_classes, model_name):
     return list(labels) if labels is not None else None
 
 
+def _classification_graph(encoder, feature, num_classes, dropout, dropout_name):
+    """Dropout + float32 `logits` dense on one encoder output; returns `(inputs, logits, dropout)`."""
+    dropout = encoder.config.hidden_dropout if dropout is None else dropout
+    # === Layers ===
+    dropout_layer = keras.layers.Dropout(dropout, name=dropout_name)
+    output_dense = _dense(num_classes, encoder.config, "logits", dtype="float32")
+    # === Functional Model ===
+    inputs, encoded = _encode(encoder)
+    return inputs, output_dense(dropout_layer(encoded[feature])), dropout
+
+
 @keras.saving.register_keras_serializable(package="keras_bert")
 class BertClassifier(Task):
     """Sequence (or sequence-pair) classifier on the pooled `[CLS]` output.
@@ -47,13 +58,7 @@ class BertClassifier(Task):
 
     def __init__(self, encoder, num_classes=2, labels=None, dropout=None, **kwargs):
         labels = _check_labels(labels, num_classes, "BertClassifier")
-        dropout = encoder.config.hidden_dropout if dropout is None else dropout
-        # === Layers ===
-        dropout_layer = keras.layers.Dropout(dropout, name="classifier_dropout")
-        output_dense = _dense(num_classes, encoder.config, "logits", dtype="float32")
-        # === Functional Model ===
-        inputs, encoded = _encode(encoder)
-        logits = output_dense(dropout_layer(encoded["pooled_output"]))
+        inputs, logits, dropout = _classification_graph(encoder, "pooled_output", num_classes, dropout, "classifier_dropout")
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         # === Config ===
         self.encoder = encoder
@@ -122,13 +127,7 @@ class BertTokenClassifier(Task):
 
     def __init__(self, encoder, num_classes, labels=None, dropout=None, **kwargs):
         labels = _check_labels(labels, num_classes, "BertTokenClassifier")
-        dropout = encoder.config.hidden_dropout if dropout is None else dropout
-        # === Layers ===
-        dropout_layer = keras.layers.Dropout(dropout, name="token_dropout")
-        output_dense = _dense(num_classes, encoder.config, "logits", dtype="float32")
-        # === Functional Model ===
-        inputs, encoded = _encode(encoder)
-        logits = output_dense(dropout_layer(encoded["sequence_output"]))
+        inputs, logits, dropout = _classification_graph(encoder, "sequence_output", num_classes, dropout, "token_dropout")
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         # === Config ===
         self.encoder = encoder
