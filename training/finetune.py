@@ -17,7 +17,6 @@ character answers), entity-level precision/recall/F1 (HAREM). The same evaluatio
 code serves `python -m training.evaluate`.
 """
 
-import argparse
 import dataclasses
 import json
 import math
@@ -32,8 +31,8 @@ import keras_bert
 from keras_bert import data as bert_data
 from keras_bert.optimization import WarmupDecaySchedule, create_optimizer, set_mixed_precision
 from keras_bert.tokenization import BertTokenizer
-from keras_bert.trainer import (ConfigError, FinetuneConfig, add_config_flags, check_batch_size, check_not_empty,
-                                create_strategy, fit_resumable, is_chief, load_config)
+from keras_bert.trainer import (ConfigError, FinetuneConfig, check_batch_size, check_not_empty, create_strategy,
+                                fit_resumable, is_chief, parse_job_config)
 from keras_bert.trainer import metrics as task_metrics
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
 
@@ -65,11 +64,7 @@ BUCKET_MIN_BATCHES = 20
 
 def parse_config(argv=None):
     """The one config of this job: `--config FILE` plus flag overrides."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML file of FinetuneConfig keys")
-    add_config_flags(parser, FinetuneConfig)
-    args = vars(parser.parse_args(argv))
-    config = load_config(FinetuneConfig, args.pop("config"), args)
+    config = parse_job_config(FinetuneConfig, argv, __doc__.splitlines()[0])
     check_task_config(config)
     if not config.init or not config.output_dir:
         raise ConfigError("--init and --output-dir are required")

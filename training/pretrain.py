@@ -11,7 +11,6 @@ without `--train-files` pretraining TFRecords are written from the corpus
 model, readable by `keras_bert.load(DIR)` and usable as `--init DIR` for fine-tuning.
 """
 
-import argparse
 import dataclasses
 import glob
 import os
@@ -24,18 +23,14 @@ import keras_bert
 from keras_bert import data as bert_data
 from keras_bert.optimization import WarmupDecaySchedule, create_optimizer, set_mixed_precision
 from keras_bert.tokenization import BertTokenizer
-from keras_bert.trainer import (PretrainConfig, add_config_flags, check_batch_size, check_not_empty,
-                                config_from_dict, create_strategy, fit_resumable, is_chief, load_config)
+from keras_bert.trainer import (PretrainConfig, check_batch_size, check_not_empty, config_from_dict,
+                                create_strategy, fit_resumable, is_chief, parse_job_config)
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
 
 
 def parse_config(argv=None):
     """The one config of this job: `--config FILE` plus flag overrides."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML file of PretrainConfig keys")
-    add_config_flags(parser, PretrainConfig)
-    args = vars(parser.parse_args(argv))
-    config = load_config(PretrainConfig, args.pop("config"), args)
+    config = parse_job_config(PretrainConfig, argv, __doc__.splitlines()[0])
     if not config.output_dir:
         raise SystemExit("error: --output-dir (or output_dir in the config) is required")
     return config

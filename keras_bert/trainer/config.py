@@ -8,6 +8,7 @@ Example:
 >>> config = load_config(PretrainConfig, "training/configs/pretrain_tiny.yaml", {"steps": 20})
 """
 
+import argparse
 import dataclasses
 import os
 import typing
@@ -260,3 +261,18 @@ def add_config_flags(parser, config_class):
         elif hints[field.name] is not dict:
             parser.add_argument(flag, dest=field.name, type=yaml.safe_load, default=None)
     return parser
+
+
+def parse_job_config(config_class, argv=None, description=None):
+    """A job's one config: `--config FILE` plus a `--key value` flag for every field.
+
+    Args:
+        config_class: a dataclass type such as `PretrainConfig`.
+        argv: list[str] or None. Command-line arguments (None: `sys.argv[1:]`).
+        description: str or None. The job's `--help` summary.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", help=f"YAML file of {config_class.__name__} keys")
+    add_config_flags(parser, config_class)
+    args = vars(parser.parse_args(argv))
+    return load_config(config_class, args.pop("config"), args)
