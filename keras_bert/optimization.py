@@ -143,6 +143,54 @@ class Lamb(keras.optimizers.Optimizer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_bert")
+class AdamW(keras.optimizers.AdamW):
+    """Keras' `AdamW` (same arguments, same math) with a fused update on the TensorFlow backend.
+
+    Keras writes Adam as about ten elementwise ops per variable, each a pass over
+    the variable; on a CPU the update of a BERT's 30522-row embedding then costs
+    as much as a third of a fine-tuning step. On TensorFlow this optimizer applies
+    the decoupled weight decay as one multiply and the Adam step as one
+    `ResourceApplyAdam` kernel (the formula Keras uses: epsilon added to
+    `sqrt(v)`, bias correction folded into the step size). Other backends, and
+    `amsgrad=True`, run Keras' own update.
+
+    Args:
+        **kwargs: `keras.optimizers.AdamW` arguments.
+    """
+
+    def _fused(self):
+        return keras.backend.backend() == "tensorflow" and not self.amsgrad
+
+    def _apply_weight_decay(self, variables):
+        if not self._fused():
+            super()._apply_weight_decay(variables)
+        # Else decayed in `update_step`, inside the same per-variable update.
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not self._fused():
+            return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        if self.weight_decay and self._use_weight_decay(variable):
+            variable.assign(variable * (1.0 - lr * tf.cast(self.weight_decay, dtype)))
+        local_step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=_tf_variable(self._momentums[index]).handle,
+            v=_tf_variable(self._velocities[index]).handle, beta1_power=tf.pow(beta_1, local_step),
+            beta2_power=tf.pow(beta_2, local_step), lr=lr, beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(tf.convert_to_tensor(gradient), dtype),
+            use_locking=False)
+
+
+def _tf_variable(variable):
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
 def set_mixed_precision(policy):
     """Sets the global Keras dtype policy before models are built.
 
@@ -185,8 +233,7 @@ def create_optimizer(name="adamw", learning_rate=1e-4, weight_decay=0.01, beta_1
     common = dict(learning_rate=learning_rate, global_clipnorm=clipnorm,
                   gradient_accumulation_steps=int(accumulation_steps) if int(accumulation_steps) > 1 else None)
     if name == "adamw":
-        optimizer = keras.optimizers.AdamW(weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2,
-                                           epsilon=epsilon, **common)
+        optimizer = AdamW(weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **common)
         optimizer.exclude_from_weight_decay(var_names=list(WEIGHT_DECAY_EXCLUDED))
     elif name == "lamb":
         optimizer = Lamb(weight_decay_rate=weight_decay, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **common)
