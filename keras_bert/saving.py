@@ -66,12 +66,15 @@ def save(model, directory, vocab_file=None, lowercase=None, overwrite=True):
     return directory
 
 
-def load(directory, compile=False):
+def load(directory, compile=False, dtype_policy=None):
     """Loads what `save` (or a checkpoint converter) wrote: encoder, pretrainer or task model.
 
     Args:
         directory: str. A directory written by `keras_bert.save`, or a `.keras` file.
         compile: bool. Restore the compile state saved with the model.
+        dtype_policy: str or None. Keras dtype policy to build the model under, e.g.
+            `"mixed_bfloat16"` (bfloat16 compute, float32 weights); the layers that keras_bert
+            keeps in float32 (LayerNorm, softmax, logits) stay so. None: the global policy.
     """
     directory = os.fspath(directory)
     path = directory
@@ -85,7 +88,14 @@ def load(directory, compile=False):
         raise FileNotFoundError(f"No such model directory: {directory}")
     import keras_bert.models  # noqa: F401  (registers the classes)
 
-    return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    # The saved configs hold no dtype, so the layers take the global policy while they are built.
+    previous = keras.config.dtype_policy()
+    if dtype_policy is not None:
+        keras.config.set_dtype_policy(dtype_policy)
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def load_tokenizer_settings(directory):

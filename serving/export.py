@@ -40,6 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--pair", action="store_true",
                         help="classification/regression: inputs `text` and `text_pair`")
     parser.add_argument("--max-answer-length", type=int, default=30, help="qa task: longest answer, in word pieces")
+    parser.add_argument("--mixed-precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default=None,
+                        help="dtype policy of the exported graph (default float32); outputs stay float32")
     parser.add_argument("--no-warmup", action="store_true", help="do not write TF Serving warmup records")
     return parser.parse_args(argv)
 
@@ -60,7 +62,8 @@ def main(argv=None):
     try:
         path = export_model_dir(args.model, args.out, args.task, version=args.version, max_length=args.max_length,
                                 pooling=args.pooling, pair=args.pair, top_k=args.top_k,
-                                max_answer_length=args.max_answer_length, warmup=not args.no_warmup)
+                                max_answer_length=args.max_answer_length, warmup=not args.no_warmup,
+                                mixed_precision=args.mixed_precision)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -201,13 +201,15 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
     return final
 
 
-def export_model_dir(model_dir, out, task, **kwargs):
+def export_model_dir(model_dir, out, task, mixed_precision=None, **kwargs):
     """Loads a keras_bert model directory (model + tokenizer settings) and exports it.
 
     Args:
         model_dir: str. A directory `keras_bert.save` or a converter wrote.
         out: str. `BASE/NAME`.
         task: str. See `export`.
+        mixed_precision: str or None. Dtype policy of the exported graph: None/`"float32"`, or
+            `"mixed_bfloat16"` (bfloat16 matmuls; outputs stay float32).
         **kwargs: the other arguments of `export`.
 
     Returns:
@@ -218,5 +220,5 @@ def export_model_dir(model_dir, out, task, **kwargs):
     settings = keras_bert.load_tokenizer_settings(model_dir)
     if not settings.get("vocab_file"):
         raise ValueError(f"{model_dir} has no vocab.txt; save the model with keras_bert.save(..., vocab_file=...)")
-    model = keras_bert.load(model_dir)
+    model = keras_bert.load(model_dir, dtype_policy=mixed_precision)
     return export(model, out, task, settings["vocab_file"], lowercase=settings.get("lowercase", True), **kwargs)

@@ -31,6 +31,8 @@ class SelfAttention(keras.layers.Layer):
         x: float tensor `[batch, seq, hidden]`, or its `[batch * seq, hidden]`
             view (the output then has the same 2D shape).
         padding_mask: int tensor `[batch, seq]`, 1 for real tokens, 0 for padding.
+        first_token_only: bool. Attend from the first (`[CLS]`) position only, over all
+            keys: the output is `[batch, 1, hidden]` (`[batch, hidden]` for a 2D input).
 
     Example:
     >>> layer = SelfAttention(hidden_size=8, num_heads=2)
@@ -60,7 +62,7 @@ class SelfAttention(keras.layers.Layer):
         self.qkv.build(x_shape)
         self.output_dense.build(tuple(x_shape[:-1]) + (self.hidden_size,))
 
-    def call(self, x, padding_mask, training=None):
+    def call(self, x, padding_mask, training=None, first_token_only=False):
         # Projections run on a 2D `[batch * seq, hidden]` view: a plain MatMul is much
         # faster on CPU than the broadcasting BatchMatMul of a 3D input (and so is its
         # kernel gradient, which otherwise sums over the batch). 2D inputs stay 2D.
@@ -70,7 +72,8 @@ class SelfAttention(keras.layers.Layer):
             x = ops.reshape(x, (-1, self.hidden_size))
         qkv = ops.reshape(self.qkv(x), (batch, seq, 3, self.num_heads, self.head_size))
         scale = ops.cast(self.head_size ** -0.5, qkv.dtype)
-        query = ops.transpose(qkv[:, :, 0] * scale, (0, 2, 1, 3))  # [batch, heads, seq, head_size]
+        query = qkv[:, :1, 0] if first_token_only else qkv[:, :, 0]
+        query = ops.transpose(query * scale, (0, 2, 1, 3))  # [batch, heads, seq (or 1), head_size]
         key_t = ops.transpose(qkv[:, :, 1], (0, 2, 3, 1))  # [batch, heads, head_size, seq]
         value = ops.transpose(qkv[:, :, 2], (0, 2, 1, 3))
         scores = ops.matmul(query, key_t)
@@ -81,11 +84,8 @@ class SelfAttention(keras.layers.Layer):
         context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size))
         output = self.output_dense(context)
         if rank3:
-            output = ops.reshape(output, (batch, seq, self.hidden_size))
+            output = ops.reshape(output, (batch, 1 if first_token_only else seq, self.hidden_size))
         return output
-
-    def compute_output_shape(self, x_shape, padding_mask_shape=None):
-        return tuple(x_shape[:-1]) + (self.hidden_size,)
 
     def get_config(self):
         config = super().get_config()

@@ -29,6 +29,9 @@ class TransformerBlock(keras.layers.Layer):
     Call arguments:
         x: float tensor `[batch, seq, hidden]`.
         padding_mask: int tensor `[batch, seq]`, 1 for real tokens.
+        first_token_only: bool. Compute the output at the first (`[CLS]`) position only
+            (`[batch, 1, hidden]`), attending over every position: the last block of a
+            model that reads only `[CLS]` then skips most of its work.
     """
 
     def __init__(self, hidden_size, num_heads, intermediate_size, hidden_act="gelu", dropout=0.1,
@@ -74,29 +77,34 @@ class TransformerBlock(keras.layers.Layer):
         h = self.ffn_output(self.activation(self.intermediate(x)))
         return self.ffn_dropout_layer(h, training=training)
 
-    def call(self, x, padding_mask, training=None):
+    def call(self, x, padding_mask, training=None, first_token_only=False):
         # The block works on the 2D `[batch * seq, hidden]` view: every projection is
         # then a plain MatMul (see `SelfAttention.call`), LayerNorms are unchanged.
         rank3 = len(x.shape) == 3
         if rank3:
             batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+            if first_token_only:
+                seq = 1
             x = ops.reshape(x, (-1, self.hidden_size))
+        elif first_token_only:
+            raise ValueError("first_token_only needs a [batch, seq, hidden] input")
+        # With first_token_only, attention reads every row of `x` but returns one row per
+        # sequence; the residual stream continues from the first rows only.
+        first = (lambda t: ops.reshape(t, (batch, -1, self.hidden_size))[:, 0]) if first_token_only else (lambda t: t)
         if self.pre_layer_norm:
-            h = self.attention(self.attention_layer_norm(x), padding_mask, training=training)
-            x = x + self.attention_dropout_layer(h, training=training)
+            h = self.attention(self.attention_layer_norm(x), padding_mask, training=training,
+                               first_token_only=first_token_only)
+            x = first(x) + self.attention_dropout_layer(h, training=training)
             x = x + self._feed_forward(self.ffn_layer_norm(x), training)
         else:
-            h = self.attention(x, padding_mask, training=training)
-            x = self.attention_layer_norm(x + self.attention_dropout_layer(h, training=training))
+            h = self.attention(x, padding_mask, training=training, first_token_only=first_token_only)
+            x = self.attention_layer_norm(first(x) + self.attention_dropout_layer(h, training=training))
             # LayerNorm outputs float32; the residual stream stays in the compute dtype.
             x = ops.cast(x, self.compute_dtype)
             x = self.ffn_layer_norm(x + self._feed_forward(x, training))
         if rank3:
             x = ops.reshape(x, (batch, seq, self.hidden_size))
         return x
-
-    def compute_output_shape(self, x_shape, padding_mask_shape=None):
-        return tuple(x_shape)
 
     def get_config(self):
         config = super().get_config()

@@ -25,6 +25,22 @@ def encoder_inputs():
     }
 
 
+def _run_stack(inputs, embeddings, blocks, final_layer_norm, first_token_only=False):
+    """Embeddings, then the blocks (the last at the first token only if asked), then the final LayerNorm.
+
+    Returns:
+        tuple `(output, layer_outputs)`.
+    """
+    x = embeddings(inputs["token_ids"], inputs["segment_ids"])
+    layer_outputs = []
+    for index, block in enumerate(blocks):
+        x = block(x, inputs["padding_mask"], first_token_only=first_token_only and index == len(blocks) - 1)
+        layer_outputs.append(x)
+    if final_layer_norm is not None:
+        x = final_layer_norm(x)
+    return x, layer_outputs
+
+
 @keras.saving.register_keras_serializable(package="keras_bert")
 class BertEncoder(keras.Model):
     """The BERT encoder: embeddings, transformer blocks and pooler.
@@ -73,13 +89,7 @@ class BertEncoder(keras.Model):
 
         # === Functional Model ===
         inputs = encoder_inputs()
-        x = embeddings(inputs["token_ids"], inputs["segment_ids"])
-        layer_outputs = []
-        for block in blocks:
-            x = block(x, inputs["padding_mask"])
-            layer_outputs.append(x)
-        if final_layer_norm is not None:
-            x = final_layer_norm(x)
+        x, layer_outputs = _run_stack(inputs, embeddings, blocks, final_layer_norm)
         outputs = {"sequence_output": x, "pooled_output": pooler(x)}
         if output_all_layers:
             outputs["layer_outputs"] = layer_outputs
@@ -97,6 +107,21 @@ class BertEncoder(keras.Model):
     def token_embedding(self):
         """The token-embedding layer (its matrix is tied to the MLM output projection)."""
         return self.embeddings.token_embedding
+
+    def pooled_output(self, inputs):
+        """`pooled_output` of `inputs` with the last block computed at `[CLS]` only.
+
+        The same values as `encoder(inputs)["pooled_output"]`, on this encoder's layers
+        (shared weights), for about `1 / num_layers` less work: sentence-level task models
+        (`BertClassifier`, `BertRegressor`) build their graph with it.
+
+        Args:
+            inputs: dict of `token_ids`, `segment_ids`, `padding_mask` tensors (Keras inputs
+                when building a functional model).
+        """
+        x, _ = _run_stack(inputs, self.embeddings, self.transformer_blocks, self.final_layer_norm,
+                          first_token_only=True)
+        return self.pooler(x)
 
     def get_config(self):
         return {

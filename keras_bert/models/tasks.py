@@ -17,9 +17,12 @@ def _dense(units, config, name, dtype=None):
         dtype=dtype, name=name)
 
 
-def _encode(encoder):
+def _encode(encoder, feature):
+    """New encoder inputs and the encoder's `feature` output for them."""
     inputs = encoder_inputs()
-    return inputs, encoder(inputs)
+    if feature == "pooled_output":  # Sentence-level heads: the last block runs at [CLS] only.
+        return inputs, encoder.pooled_output(inputs)
+    return inputs, encoder(inputs)[feature]
 
 
 def _check_labels(labels, num_classes, model_name):
@@ -35,8 +38,8 @@ def _classification_graph(encoder, feature, num_classes, dropout, dropout_name):
     dropout_layer = keras.layers.Dropout(dropout, name=dropout_name)
     output_dense = _dense(num_classes, encoder.config, "logits", dtype="float32")
     # === Functional Model ===
-    inputs, encoded = _encode(encoder)
-    return inputs, output_dense(dropout_layer(encoded[feature])), dropout
+    inputs, encoded = _encode(encoder, feature)
+    return inputs, output_dense(dropout_layer(encoded)), dropout
 
 
 @keras.saving.register_keras_serializable(package="keras_bert")
@@ -95,8 +98,8 @@ class BertRegressor(Task):
         output_dense = _dense(1, encoder.config, "score", dtype="float32")
         flatten = keras.layers.Reshape((), name="flatten_score")
         # === Functional Model ===
-        inputs, encoded = _encode(encoder)
-        score = flatten(output_dense(dropout_layer(encoded["pooled_output"])))
+        inputs, pooled = _encode(encoder, "pooled_output")
+        score = flatten(output_dense(dropout_layer(pooled)))
         super().__init__(inputs=inputs, outputs=score, **kwargs)
         # === Config ===
         self.encoder = encoder
@@ -191,8 +194,8 @@ class BertQuestionAnswerer(Task):
         # === Layers ===
         span_logits = SpanLogits(encoder.config.initializer_range, name="span_logits")
         # === Functional Model ===
-        inputs, encoded = _encode(encoder)
-        outputs = span_logits(encoded["sequence_output"], inputs["padding_mask"])
+        inputs, sequence = _encode(encoder, "sequence_output")
+        outputs = span_logits(sequence, inputs["padding_mask"])
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         # === Config ===
         self.encoder = encoder
@@ -249,8 +252,7 @@ class BertEmbedder(Task):
         if pooling not in ("mean", "cls"):
             raise ValueError(f"BertEmbedder: pooling must be 'mean' or 'cls', got {pooling!r}")
         # === Functional Model ===
-        inputs, encoded = _encode(encoder)
-        sequence = encoded["sequence_output"]
+        inputs, sequence = _encode(encoder, "sequence_output")
         if pooling == "mean":
             embedding = MaskedMeanPooling(name="mean_pooling")(sequence, inputs["padding_mask"])
         else:

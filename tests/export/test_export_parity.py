@@ -8,7 +8,7 @@ string, a text longer than the maximum length) and every text alone (batch 1).
 import numpy as np
 import pytest
 
-from tests.export.conftest import CLASS_LABELS, NER_LABELS
+from tests.export.conftest import CLASS_LABELS, MAX_POSITIONS, NER_LABELS, VOCAB
 from tests.export.helpers import CONTEXTS, MASKED, PAIRS, QUESTIONS, TEXTS, decode, entity_rows
 
 ATOL = 2e-5
@@ -120,3 +120,32 @@ def test_serve_ids_and_serve_examples(exported, key):
         np.testing.assert_allclose(raw["mlm_logits"], np.asarray(expected["mlm_logits"]), atol=ATOL)
     else:
         np.testing.assert_allclose(raw["logits"], np.asarray(expected), atol=ATOL)
+
+
+def test_classification_exported_in_mixed_bfloat16(model_dirs, tmp_path):
+    """`mixed_precision="mixed_bfloat16"`: the graph's matmuls run in bfloat16, outputs stay float32 and close."""
+    import keras
+    import tensorflow as tf
+
+    import keras_bert
+    from keras_bert.export import export_model_dir
+    from tests.export.helpers import Tf1Model
+    from tests.export.reference import Reference
+
+    model_dir = model_dirs("classifier")
+    path = export_model_dir(model_dir, str(tmp_path / "sst2_bf16"), "classification", mixed_precision="mixed_bfloat16",
+                            warmup=False, server_configs=False)
+    assert keras.config.dtype_policy().name == "float32"  # The global policy is left as it was.
+    graph = tf.saved_model.load(path).signatures["serving_default"].graph.as_graph_def()
+    functions = [f.node_def for f in graph.library.function] + [graph.node]
+    bf16_matmuls = [n.name for nodes in functions for n in nodes
+                    if n.op in ("MatMul", "BatchMatMulV2", "Einsum") and n.attr["T"].type == tf.bfloat16]
+    assert bf16_matmuls, "no bfloat16 matmul in the exported graph"
+    served = Tf1Model(path)
+    try:
+        outputs = served.run("serving_default", {"text": TEXTS})
+    finally:
+        served.close()
+    expected = Reference(keras_bert.load(model_dir), VOCAB, MAX_POSITIONS).classification(TEXTS, CLASS_LABELS)
+    assert outputs["probabilities"].dtype == np.float32
+    np.testing.assert_allclose(outputs["probabilities"], expected["probabilities"], atol=0.05)

@@ -85,3 +85,16 @@ def test_gelu_variants(name, approximate):
     else:
         expected = [0.5 * v * (1 + erf(v / sqrt(2))) for v in x]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layers.get_activation(name)(x)), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("pre_layer_norm", [False, True])
+def test_transformer_block_first_token_only_matches_full_block(pre_layer_norm):
+    block = layers.TransformerBlock(hidden_size=8, num_heads=2, intermediate_size=16, pre_layer_norm=pre_layer_norm,
+                                    dropout=0.0, attention_dropout=0.0, initializer_range=0.5)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 6, 8)).astype("float32")
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4], "int32")
+    full = block(x, mask)
+    first = block(x, mask, first_token_only=True)
+    assert tuple(first.shape) == (3, 1, 8)
+    assert_all_close(first, np.asarray(full)[:, :1], atol=1e-5)

@@ -224,3 +224,15 @@ def test_mixed_precision(policy):
         assert np.isfinite(logs["loss"]).all()
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("pre_layer_norm", [False, True])
+def test_sentence_heads_read_the_encoders_pooled_output(pre_layer_norm):
+    """Classifier and regressor run the last block at [CLS] only, with the same values as the full encoder."""
+    encoder = keras_bert.BertEncoder(tiny_config(pre_layer_norm=pre_layer_norm, initializer_range=0.5))
+    x = random_inputs(batch=4, seq=9)
+    pooled = encoder(x)["pooled_output"]
+    classifier = keras_bert.BertClassifier(encoder, num_classes=3, dropout=0.0)
+    assert_all_close(classifier(x), classifier.get_layer("logits")(pooled), atol=1e-5)
+    regressor = keras_bert.BertRegressor(encoder, dropout=0.0)
+    assert_all_close(regressor(x), np.asarray(regressor.get_layer("score")(pooled)).reshape(-1), atol=1e-5)
