@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+import weakref
 
 import keras
 import numpy as np
@@ -58,10 +59,21 @@ TASKS = {
 # of a random batch, let alone to max_seq_length. Two tokens wide where most sentences fall, so SST-2 batches
 # carry ~3% padding (14.7% with 8-token buckets); bucket shapes cost no retracing (Keras' train function
 # relaxes to dynamic shapes).
-# Each pass over the data drops the last partial batch of every bucket, so a set smaller than
-# BUCKET_MIN_BATCHES batches per bucket is batched at random, padded to each batch's longest.
+# Each pass over the data drops the last partial batch of every bucket, so a set needs BUCKET_MIN_BATCHES
+# batches per bucket: smaller sets get every 2nd, 3rd, ... boundary, and a set too small for two buckets
+# is batched at random, padded to each batch's longest (`length_buckets`).
 BUCKETS = (*range(6, 33, 2), *range(36, 65, 4), 80, 96, 128, 160, 192, 256, 320, 384)
 BUCKET_MIN_BATCHES = 20
+
+
+def length_buckets(num_examples, batch_size, max_seq_length):
+    """Bucket boundaries for `num_examples` training examples, or None when there are too few for buckets."""
+    boundaries = [b for b in BUCKETS if b < max_seq_length]
+    most = num_examples // (BUCKET_MIN_BATCHES * batch_size) - 1  # Boundaries: one bucket more than that.
+    if most < 1 or not boundaries:
+        return None
+    stride = math.ceil(len(boundaries) / most)
+    return boundaries[stride - 1::stride]
 
 
 def parse_config(argv=None):
@@ -131,9 +143,7 @@ def read_task_data(config, path, tokenizer, *, training, label_list=None):
             examples = dataclasses.replace(
                 examples, texts_a=examples.texts_a[:limit], labels=examples.labels[:limit],
                 texts_b=None if examples.texts_b is None else examples.texts_b[:limit])
-        buckets = [b for b in BUCKETS if b < config.max_seq_length]
-        if not training or len(examples.labels) < BUCKET_MIN_BATCHES * batch_size * (len(buckets) + 1):
-            buckets = None
+        buckets = length_buckets(len(examples.labels), batch_size, config.max_seq_length) if training else None
         dataset = bert_data.text_examples_dataset(
             examples, tokenizer, sequence_length=config.max_seq_length, batch_size=batch_size, shuffle=training,
             seed=config.seed, pad_to_longest=True, bucket_boundaries=buckets, drop_remainder=training)
@@ -201,12 +211,27 @@ def build_model(kind, encoder, label_list, dropout):
 
 # --- Evaluation (shared with training.evaluate) ---
 
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def _forward(model):
+    """`model(x, training=False)` as one `tf.function` per model, called outside any strategy's replicas.
+
+    Each process computes the whole batch itself, in order. (`predict_on_batch` under a
+    MirroredStrategy runs the undistributed batch on every replica and concatenates the copies.)
+    """
+    if model not in _FORWARD:
+        _FORWARD[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return _FORWARD[model]
+
+
 def predict(model, data):
     """Outputs of `model` on `data`, in order: an array of class logits or scores, or a list of per-row
     arrays for SQuAD (`(start_logits, end_logits)` per window) and NER (`[length, tags]` per sequence)."""
     rows, dense = [], []
+    forward = _forward(model)
     for x, _ in data.dataset:
-        batch = model.predict_on_batch(x)
+        batch = keras.tree.map_structure(np.asarray, forward(x))
         if isinstance(batch, dict):  # SQuAD: windows trimmed to their batch's longest.
             rows += list(zip(np.asarray(batch["start_logits"]), np.asarray(batch["end_logits"])))
         elif np.ndim(batch) == 3:  # NER: padding removed.

@@ -66,8 +66,20 @@ def _losses(output_dir):
     return read_scalars(os.path.join(str(output_dir), "logs", "train"))["loss"]
 
 
+def _validation(output_dir):
+    return read_scalars(os.path.join(str(output_dir), "logs", "validation"))["mean_logit"]
+
+
 def _assert_same_losses(expected, got):
     assert [s for s, _ in got] == [s for s, _ in expected] == list(range(1, STEPS + 1)), (expected, got)
+    for (step, want), (_, value) in zip(expected, got):
+        assert abs(want - value) <= TOLERANCE, (step, want, value)
+
+
+def _assert_same_validation(output_dir, expected_dir):
+    """The fine-tuning validation (every 3 steps) sees the same model outputs as on one device."""
+    expected, got = _validation(expected_dir), _validation(output_dir)
+    assert [s for s, _ in got] == [s for s, _ in expected] == [3, STEPS], (expected, got)
     for (step, want), (_, value) in zip(expected, got):
         assert abs(want - value) <= TOLERANCE, (step, want, value)
 
@@ -79,7 +91,7 @@ def one_device_losses(tmp_path_factory):
     assert result["replicas"] == 1 and result["step"] == STEPS
     losses = _losses(output_dir)
     assert len({round(v, 6) for _, v in losses}) > 1  # The model trains: losses change step to step.
-    return losses
+    return losses, output_dir
 
 
 def test_mirrored_two_logical_cpus_matches_one_device(one_device_losses, tmp_path):
@@ -88,7 +100,8 @@ def test_mirrored_two_logical_cpus_matches_one_device(one_device_losses, tmp_pat
     ((result, output),) = _join([_start(tmp_path, "mirrored", "--logical-cpus", "2", "--resume-at", "3")])
     assert "resumed from" in output and "at step 3" in output, output[-3000:]
     assert result == {"step": STEPS, "replicas": 2, "strategy": "MirroredStrategy"}
-    _assert_same_losses(one_device_losses, _losses(tmp_path))
+    _assert_same_losses(one_device_losses[0], _losses(tmp_path))
+    _assert_same_validation(tmp_path, one_device_losses[1])
 
 
 def _free_ports(count):
@@ -114,6 +127,7 @@ def test_multi_worker_two_processes_matches_one_device(one_device_losses, tmp_pa
     for result, output in _join(processes):
         assert result["replicas"] == 2 and result["step"] == STEPS, output[-3000:]
         assert "resumed from" in output and "at step 3" in output, output[-3000:]  # Both workers resume.
-    _assert_same_losses(one_device_losses, _losses(tmp_path))
+    _assert_same_losses(one_device_losses[0], _losses(tmp_path))
+    _assert_same_validation(tmp_path, one_device_losses[1])
     checkpoints = sorted(os.listdir(tmp_path / "checkpoints"))
     assert "ckpt-6.index" in checkpoints and not [c for c in checkpoints if c.startswith(".worker")], checkpoints
