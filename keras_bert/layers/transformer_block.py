@@ -83,27 +83,25 @@ class TransformerBlock(keras.layers.Layer):
         rank3 = len(x.shape) == 3
         if rank3:
             batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-            if first_token_only:
-                seq = 1
             x = ops.reshape(x, (-1, self.hidden_size))
         elif first_token_only:
             raise ValueError("first_token_only needs a [batch, seq, hidden] input")
         # With first_token_only, attention reads every row of `x` but returns one row per
         # sequence; the residual stream continues from the first rows only.
-        first = (lambda t: ops.reshape(t, (batch, -1, self.hidden_size))[:, 0]) if first_token_only else (lambda t: t)
+        residual = ops.reshape(x, (batch, seq, self.hidden_size))[:, 0] if first_token_only else x
         if self.pre_layer_norm:
             h = self.attention(self.attention_layer_norm(x), padding_mask, training=training,
                                first_token_only=first_token_only)
-            x = first(x) + self.attention_dropout_layer(h, training=training)
+            x = residual + self.attention_dropout_layer(h, training=training)
             x = x + self._feed_forward(self.ffn_layer_norm(x), training)
         else:
             h = self.attention(x, padding_mask, training=training, first_token_only=first_token_only)
-            x = self.attention_layer_norm(first(x) + self.attention_dropout_layer(h, training=training))
+            x = self.attention_layer_norm(residual + self.attention_dropout_layer(h, training=training))
             # LayerNorm outputs float32; the residual stream stays in the compute dtype.
             x = ops.cast(x, self.compute_dtype)
             x = self.ffn_layer_norm(x + self._feed_forward(x, training))
         if rank3:
-            x = ops.reshape(x, (batch, seq, self.hidden_size))
+            x = ops.reshape(x, (batch, 1 if first_token_only else seq, self.hidden_size))
         return x
 
     def get_config(self):
