@@ -221,7 +221,9 @@ def _forward(model):
     MirroredStrategy runs the undistributed batch on every replica and concatenates the copies.)
     """
     if model not in _FORWARD:
-        _FORWARD[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        # A weak reference, so the cached function does not keep its own key (the model) alive.
+        model_ref = weakref.ref(model)
+        _FORWARD[model] = tf.function(lambda x: model_ref()(x, training=False), reduce_retracing=True)
     return _FORWARD[model]
 
 
