@@ -471,9 +471,8 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="bert_compare_")
     for name in configs:
         out = os.path.join(tmp, f"{name}.json")
-        steps = ["--steps", "2", "--infer-steps", "3"] if (args.quick or name.startswith("base")) else []
-        if args.steps:
-            steps = ["--steps", str(args.steps)] + steps[2:]
+        short = args.quick or name.startswith("base")
+        steps = ["--steps", str(args.steps or (2 if short else 3))] + (["--infer-steps", "3"] if short else [])
         rc, _ = _sub(["--worker", name, "--out", out, "--rounds", str(rounds), "--paths", *args.paths,
                       "--xla", *args.xla, "--dtypes", *args.dtypes, *steps], timeout=3600)
         if rc == 0:
