@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_bert.layers.dropout import Dropout
+
 # Added to the scores of padded keys; large but finite so float32 softmax stays exact.
 _MASK_PENALTY = -1e9
 
@@ -56,7 +58,7 @@ class SelfAttention(keras.layers.Layer):
                                       dtype=self.dtype_policy, name="qkv")
         self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=initializer,
                                                dtype=self.dtype_policy, name="output")
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype="float32", name="dropout")
+        self.dropout_layer = Dropout(dropout, dtype="float32", name="dropout")
 
     def build(self, x_shape, padding_mask_shape=None):
         self.qkv.build(x_shape)

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_bert.layers.activations import get_activation
 from keras_bert.layers.attention import SelfAttention
+from keras_bert.layers.dropout import Dropout
 
 
 @keras.saving.register_keras_serializable(package="keras_bert")
@@ -54,7 +55,7 @@ class TransformerBlock(keras.layers.Layer):
         self.attention = SelfAttention(hidden_size, num_heads, dropout=attention_dropout,
                                        initializer_range=initializer_range, dtype=self.dtype_policy,
                                        name="attention")
-        self.attention_dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy,
+        self.attention_dropout_layer = Dropout(dropout, dtype=self.dtype_policy,
                                                             name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype="float32", name="attention_layer_norm")
@@ -62,7 +63,7 @@ class TransformerBlock(keras.layers.Layer):
                                                dtype=self.dtype_policy, name="intermediate")
         self.ffn_output = keras.layers.Dense(hidden_size, kernel_initializer=initializer,
                                              dtype=self.dtype_policy, name="ffn_output")
-        self.ffn_dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="ffn_dropout")
+        self.ffn_dropout_layer = Dropout(dropout, dtype=self.dtype_policy, name="ffn_dropout")
         self.ffn_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype="float32", name="ffn_layer_norm")
 

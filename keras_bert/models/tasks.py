@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_bert.layers import MaskedMeanPooling
+from keras_bert.layers import Dropout, MaskedMeanPooling
 from keras_bert.layers.attention import padding_mask_to_bias
 from keras_bert.models.encoder import encoder_inputs
 from keras_bert.models.losses import MaskedAccuracy, MaskedSparseCategoricalCrossentropy
@@ -35,7 +35,7 @@ def _classification_graph(encoder, feature, num_classes, dropout, dropout_name):
     """Dropout + float32 `logits` dense on one encoder output; returns `(inputs, logits, dropout)`."""
     dropout = encoder.config.hidden_dropout if dropout is None else dropout
     # === Layers ===
-    dropout_layer = keras.layers.Dropout(dropout, name=dropout_name)
+    dropout_layer = Dropout(dropout, name=dropout_name)
     output_dense = _dense(num_classes, encoder.config, "logits", dtype="float32")
     # === Functional Model ===
     inputs, encoded = _encode(encoder, feature)
@@ -94,7 +94,7 @@ class BertRegressor(Task):
     def __init__(self, encoder, dropout=None, **kwargs):
         dropout = encoder.config.hidden_dropout if dropout is None else dropout
         # === Layers ===
-        dropout_layer = keras.layers.Dropout(dropout, name="regressor_dropout")
+        dropout_layer = Dropout(dropout, name="regressor_dropout")
         output_dense = _dense(1, encoder.config, "score", dtype="float32")
         flatten = keras.layers.Reshape((), name="flatten_score")
         # === Functional Model ===
