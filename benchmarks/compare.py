@@ -173,8 +173,41 @@ def pretraining_loss(y, outputs):
     return mlm_loss + nsp_loss
 
 
+def _batch_timer_class():
+    import keras
+
+    class BatchTimer(keras.callbacks.Callback):
+        """Times `fit`/`predict` from the end of their first batch to the end of their last.
+
+        This leaves out the data iterator's set-up and teardown: TensorFlow's iterator teardown at the
+        end of a `fit` call sometimes blocks for about 5 s (seen at every size, for both packages),
+        which is not a cost of the step.
+        """
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._mark(batch)
+
+        def on_predict_batch_end(self, batch, logs=None):
+            self._mark(batch)
+
+        def _mark(self, batch):
+            now = time.perf_counter()
+            if batch == 0:
+                self.start = now
+            self.end = now
+
+        def seconds(self):
+            return self.end - self.start
+
+    return BatchTimer
+
+
 def make_runner(variant, mode, xla, x, y, steps):
-    """Returns (warmup(), run()) where run() performs `steps` iterations and blocks until done."""
+    """Returns (warmup(), run()) where run() performs `steps` iterations and blocks until done.
+
+    `run()` returns the seconds its steps took when it times them itself (`fit`, `predict`: one extra
+    batch first, timed out), or None for the caller to time the whole call.
+    """
     import keras
     import numpy as np
     import tensorflow as tf
@@ -198,7 +231,7 @@ def make_runner(variant, mode, xla, x, y, steps):
             loss = None
             for _ in range(n):
                 loss = train_step(xin, yin)
-            return float(loss)
+            float(loss)  # blocks until the last step is done
 
         return (lambda: run(1)), run
 
@@ -214,10 +247,11 @@ def make_runner(variant, mode, xla, x, y, steps):
         def run(n=steps):
             for _ in range(n):
                 out = infer(xin)
-            return float(tf.reduce_sum(tf.cast(out[1], "float32")))
+            float(tf.reduce_sum(tf.cast(out[1], "float32")))  # blocks until the last call is done
 
         return (lambda: run(1)), run
 
+    BatchTimer = _batch_timer_class()
     if mode == "fit":
         # Each package's own `compile()` defaults, as a user gets them: ours AdamW with BERT's
         # exclusions (fused update on TensorFlow), keras-hub's `MaskedLM` Adam(5e-5) + its loss and metric.
@@ -228,9 +262,11 @@ def make_runner(variant, mode, xla, x, y, steps):
         else:
             data = (variant.inputs(x), y["mlm_labels"], y["mlm_weights"])
         dataset = tf.data.Dataset.from_tensors(data).repeat()
+        timer = BatchTimer()
 
         def run(n=steps):
-            model.fit(dataset, steps_per_epoch=n, epochs=1, verbose=0)
+            model.fit(dataset, steps_per_epoch=n + 1, epochs=1, verbose=0, callbacks=[timer])
+            return timer.seconds()
 
         return (lambda: run(1)), run
 
@@ -239,10 +275,13 @@ def make_runner(variant, mode, xla, x, y, steps):
         model.compile(jit_compile=xla) if variant.package == "hub" else model.compile(
             optimizer="adam", jit_compile=xla)
         batch = len(x["token_ids"])
-        xin = {k: np.concatenate([v] * steps) for k, v in variant.encoder_inputs(x).items()}
+        xin = {k: np.concatenate([v] * (steps + 1)) for k, v in variant.encoder_inputs(x).items()}
+        timer = BatchTimer()
 
         def run(n=steps):
-            model.predict({k: v[: n * batch] for k, v in xin.items()}, batch_size=batch, verbose=0)
+            model.predict({k: v[: (n + 1) * batch] for k, v in xin.items()}, batch_size=batch, verbose=0,
+                          callbacks=[timer])
+            return timer.seconds()
 
         return (lambda: run(1)), run
     raise ValueError(mode)
@@ -280,8 +319,8 @@ def run_worker(args):
                 order = list(runners) if r % 2 == 0 else list(reversed(runners))
                 for name in order:
                     start = time.perf_counter()
-                    runners[name]()
-                    times[name].append(time.perf_counter() - start)
+                    seconds = runners[name]()
+                    times[name].append(seconds if seconds is not None else time.perf_counter() - start)
             flops = flops_per_sequence(config, seq, mode)
             for v in variants:
                 if v.name not in times:

@@ -30,8 +30,7 @@ def keep_mask(shape, rate, seed):
 
     Element `i` of a call keeps iff `hash(hash(i) + key) >= rate` (as a 24-bit fraction), where `key`
     hashes the two words of the seed: a counter-based generator, like Philox, made of elementwise
-    integer ops that XLA fuses into one loop. (TensorFlow's default stateless RNG costs about 35x
-    more than the rest of a dropout under XLA on CPU.)
+    integer ops that XLA fuses into one loop.
 
     Args:
         shape: tuple of int (or scalar int tensors for dims unknown at trace time). Mask shape.
@@ -52,8 +51,9 @@ def keep_mask(shape, rate, seed):
 class Dropout(keras.layers.Dropout):
     """`keras.layers.Dropout` with a mask drawn by `keep_mask`: same arguments, same scaling.
 
-    Under XLA on CPU, Keras' dropout (TensorFlow's `auto_select` stateless RNG) cost more than the
-    matmuls of a BERT-mini training step; this mask costs about one elementwise pass.
+    Why: under XLA on CPU, Keras' dropout (TensorFlow's `auto_select` stateless RNG) of a 32x128x256
+    tensor took 274 ms against 0.8 ms for this mask (5 and 8 ms without XLA), and more than doubled
+    the forward pass of a BERT-mini encoder in training.
 
     Args:
         rate: float. Fraction of the inputs to drop, in [0, 1].
