@@ -20,6 +20,9 @@ Paths:
   fit      each package's own `fit`: `BertPretrainer` (MLM+NSP) vs keras-hub
            `BertMaskedLM` (MLM only; keras-hub has no NSP task).
   predict  each package's own `predict`: `BertClassifier` vs `BertTextClassifier`.
+           `fit` and `predict` run one extra first batch and are timed by a callback
+           from its end to the end of the last batch (TensorFlow's iterator teardown
+           at the end of a call sometimes blocks for about 5 s, for both packages).
 
 Each process also measures a large `tf.matmul` in float32 and bfloat16; the
 "%peak" column is achieved GFLOP/s over that peak (of the variant's dtype).
