@@ -1,9 +1,11 @@
 """How fast could a BERT training step or inference call be here if it were nothing but its matmuls?
 
 Times every matmul of a BERT-mini / BERT-base step alone, at its real shape (forward, and for training the
-input and weight gradients), with and without XLA, and sums the faster time of each. That sum is a
-ceiling no implementation of the same FLOPs reaches on this machine (softmax, GELU, LayerNorm, dropout,
-the loss and the optimizer come on top). The last lines compare it with the throughputs that
+input and weight gradients), with and without XLA, and sums the faster time of each. That sum estimates
+the best any implementation of the same FLOPs can do on this machine: softmax, GELU, LayerNorm, dropout,
+the loss and the optimizer come on top. It is an estimate, not a bound: each matmul is timed in the plain
+`a @ b` layout (a model's transposed operands run a little faster or slower) and best-of-`--reps` timings
+on a shared machine move by up to 10% between runs, so a measured model can land a few percent above it. The last lines compare it with the throughputs that
 `benchmarks.compare` recorded (`--compare results.json`), so a target can be checked for feasibility.
 
     python -m benchmarks.matmul_ceiling --compare benchmarks/results/compare_full.json
