@@ -75,6 +75,17 @@ def _set_policy(dtype):
     keras.config.set_dtype_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
 
 
+def best_matmul_seconds(matmul, a, b, reps):
+    """Fastest of `reps` timed calls of `matmul(a, b)` (after one untimed call)."""
+    matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def matmul_peak(n=3072, reps=4):
     """Best GFLOP/s of an n x n x n tf.matmul, float32 and bfloat16."""
     import tensorflow as tf
@@ -84,13 +95,7 @@ def matmul_peak(n=3072, reps=4):
         a = tf.random.normal((n, n), dtype=tf.float32)
         b = tf.random.normal((n, n), dtype=tf.float32)
         a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-        tf.matmul(a, b).numpy()
-        best = float("inf")
-        for _ in range(reps):
-            start = time.perf_counter()
-            tf.matmul(a, b).numpy()
-            best = min(best, time.perf_counter() - start)
-        peaks[dtype] = 2 * n ** 3 / best / 1e9
+        peaks[dtype] = 2 * n ** 3 / best_matmul_seconds(tf.matmul, a, b, reps) / 1e9
     return peaks
 
 
@@ -231,7 +236,6 @@ def make_runner(variant, mode, xla, x, y, steps):
             return loss
 
         def run(n=steps):
-            loss = None
             for _ in range(n):
                 loss = train_step(xin, yin)
             float(loss)  # blocks until the last step is done

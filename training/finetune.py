@@ -235,12 +235,12 @@ def predict(model, data):
     for x, _ in data.dataset:
         batch = keras.tree.map_structure(np.asarray, forward(x))
         if isinstance(batch, dict):  # SQuAD: windows trimmed to their batch's longest.
-            rows += list(zip(np.asarray(batch["start_logits"]), np.asarray(batch["end_logits"])))
+            rows += list(zip(batch["start_logits"], batch["end_logits"]))
         elif np.ndim(batch) == 3:  # NER: padding removed.
             lengths = np.asarray(x["padding_mask"]).sum(axis=1)
-            rows += [row[:n] for row, n in zip(np.asarray(batch), lengths)]
+            rows += [row[:n] for row, n in zip(batch, lengths)]
         else:
-            dense.append(np.asarray(batch))
+            dense.append(batch)
     return np.concatenate(dense) if dense else rows
 
 

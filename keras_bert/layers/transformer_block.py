@@ -55,8 +55,7 @@ class TransformerBlock(keras.layers.Layer):
         self.attention = SelfAttention(hidden_size, num_heads, dropout=attention_dropout,
                                        initializer_range=initializer_range, dtype=self.dtype_policy,
                                        name="attention")
-        self.attention_dropout_layer = Dropout(dropout, dtype=self.dtype_policy,
-                                                            name="attention_output_dropout")
+        self.attention_dropout_layer = Dropout(dropout, dtype=self.dtype_policy, name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype="float32", name="attention_layer_norm")
         self.intermediate = keras.layers.Dense(intermediate_size, kernel_initializer=initializer,

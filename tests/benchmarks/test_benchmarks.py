@@ -11,12 +11,8 @@ from tests.test_case import tiny_config
 @pytest.mark.parametrize("preset,seq,batch", [("bert_mini", 128, 32), ("bert_base", 128, 16), ("bert_mini", 512, 8)])
 def test_matmul_list_adds_up_to_the_flops_formula(preset, seq, batch, mode):
     config = keras_bert.BertConfig.from_preset(preset)
-    flops = 0
-    for _, count, batch_dims, m, k, n in matmul_ceiling.matmuls(config, seq, batch, mode):
-        size = count * 2 * m * k * n
-        for dim in batch_dims:
-            size *= dim
-        flops += size
+    flops = sum(count * matmul_ceiling.matmul_flops(batch_dims, m, k, n)
+                for _, count, batch_dims, m, k, n in matmul_ceiling.matmuls(config, seq, batch, mode))
     assert flops == batch * compare.flops_per_sequence(config, seq, mode)
 
 
