@@ -294,6 +294,38 @@ def make_runner(variant, mode, xla, x, y, steps):
     raise ValueError(mode)
 
 
+def time_alternating(runners, rounds):
+    """Seconds of each runner's timed calls, `rounds` times, in an order reversed every round.
+
+    `runners` maps a variant name to a `run()` from `make_runner` (or a peer's runner).
+    """
+    times = {name: [] for name in runners}
+    for r in range(rounds):
+        order = list(runners) if r % 2 == 0 else list(reversed(runners))
+        for name in order:
+            start = time.perf_counter()
+            seconds = runners[name]()
+            times[name].append(seconds if seconds is not None else time.perf_counter() - start)
+    return times
+
+
+def result_row(config, name, preset, seq, batch, mode, xla, package, dtype, variant, times, steps, peak,
+               compile_s):
+    """One result row: the median over rounds of sequences/s, with tokens/s, GFLOP/s and share of `peak`."""
+    seqs = [steps * batch / t for t in times]
+    sps = statistics.median(seqs)
+    gflops = sps * flops_per_sequence(config, seq, mode) / 1e9
+    return dict(config=name, preset=preset, seq=seq, batch=batch, mode=mode, xla=xla, package=package,
+                dtype=dtype, variant=variant, seq_per_s=sps, seq_per_s_rounds=seqs, tokens_per_s=sps * seq,
+                gflops=gflops, peak_share=gflops / peak, compile_s=compile_s)
+
+
+def print_row(row):
+    print(f"[{row['config']}] {row['mode']:7s} xla={'on ' if row['xla'] else 'off'} {row['variant']:9s} "
+          f"{row['seq_per_s']:8.2f} seq/s {row['gflops']:7.1f} GFLOP/s ({100 * row['peak_share']:4.1f}% of peak) "
+          f"first call {row['compile_s']:.1f}s", flush=True)
+
+
 def run_worker(args):
     import keras
     import tensorflow as tf
@@ -321,28 +353,13 @@ def run_worker(args):
                 except Exception as e:  # noqa: BLE001 - a failing variant is reported, not fatal
                     print(f"[{args.worker}] {mode} xla={xla} {v.name}: FAILED {type(e).__name__}: {e}",
                           flush=True)
-            times = {name: [] for name in runners}
-            for r in range(args.rounds):
-                order = list(runners) if r % 2 == 0 else list(reversed(runners))
-                for name in order:
-                    start = time.perf_counter()
-                    seconds = runners[name]()
-                    times[name].append(seconds if seconds is not None else time.perf_counter() - start)
-            flops = flops_per_sequence(config, seq, mode)
+            times = time_alternating(runners, args.rounds)
             for v in variants:
-                if v.name not in times:
-                    continue
-                seqs = [steps * batch / t for t in times[v.name]]
-                sps = statistics.median(seqs)
-                gflops = sps * flops / 1e9
-                row = dict(config=args.worker, preset=preset, seq=seq, batch=batch, mode=mode, xla=xla,
-                           package=v.package, dtype=v.dtype, variant=v.name, seq_per_s=sps,
-                           seq_per_s_rounds=seqs, tokens_per_s=sps * seq, gflops=gflops,
-                           peak_share=gflops / peaks_before[v.dtype], compile_s=compile_s[v.name])
-                results.append(row)
-                print(f"[{args.worker}] {mode:7s} xla={'on ' if xla else 'off'} {v.name:9s} "
-                      f"{sps:8.2f} seq/s {gflops:7.1f} GFLOP/s ({100 * row['peak_share']:4.1f}% of peak) "
-                      f"first call {compile_s[v.name]:.1f}s", flush=True)
+                if v.name in times:
+                    row = result_row(config, args.worker, preset, seq, batch, mode, xla, v.package, v.dtype,
+                                     v.name, times[v.name], steps, peaks_before[v.dtype], compile_s[v.name])
+                    results.append(row)
+                    print_row(row)
     peaks_after = matmul_peak()
     out = dict(config=args.worker, preset=preset, seq=seq, batch=batch, peaks_before=peaks_before,
                peaks_after=peaks_after, results=results, keras=keras.__version__, tensorflow=tf.__version__)
@@ -373,25 +390,21 @@ def run_memory(args):
 # --------------------------------------------------------------------------- optional peers
 
 def optional_peers():
+    """label -> 'measured' or why not, for each peer of `benchmarks.peers`."""
+    from benchmarks import peers
+
     notes = {}
-    for module, label in (("torch", "Hugging Face transformers (PyTorch)"), ("onnxruntime", "ONNX Runtime")):
-        try:
-            __import__(module)
-            notes[label] = "installed, not measured by this harness version"
-        except ImportError:
-            notes[label] = f"skipped: `{module}` is not installed"
-    try:
-        __import__("transformers")
-    except ImportError:
-        notes["Hugging Face transformers (PyTorch)"] = "skipped: `transformers`/`torch` not installed"
+    for peer, label in peers.LABELS.items():
+        missing = peers.missing_modules(peer)
+        notes[label] = f"skipped: {', '.join(missing)} not installed" if missing else "measured (benchmarks.peers)"
     return notes
 
 
 # --------------------------------------------------------------------------- driver
 
-def _sub(argv, timeout):
-    """Runs `python -m benchmarks.compare ARGV`, echoing its result lines as they come."""
-    cmd = [sys.executable, "-m", "benchmarks.compare"] + argv
+def _sub(argv, timeout, module="benchmarks.compare"):
+    """Runs `python -m MODULE ARGV`, echoing its result lines as they come."""
+    cmd = [sys.executable, "-m", module] + argv
     print("$", " ".join(cmd[1:]), flush=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
@@ -450,6 +463,9 @@ def targets(rows, memory, real):
         ratio_line(f"BERT-base {label} bf16 ours / hub f32", ours_bf16, hub_f32,
                    1.6 if mode == "step" else 1.8)
         ratio_line(f"BERT-base {label} f32 ours / hub f32", ours_f32, hub_f32, 1.1)
+        if mode == "infer":
+            ort = _best(rows, config="base-128", mode=mode, package="ort", dtype="float32")
+            ratio_line("BERT-base inference f32 ours / ONNX Runtime (ahead)", ours_f32, ort, 1.0)
     for config in ("mini-128", "mini-512"):
         for mode in ("step", "infer", "fit", "predict"):
             ours = _best(rows, config=config, mode=mode, package="ours")
@@ -473,6 +489,21 @@ def targets(rows, memory, real):
     return out
 
 
+def print_peer_ratios(rows):
+    """Ours (best of XLA on/off) over each PyTorch/ONNX Runtime row of the same config, path and dtype."""
+    lines = []
+    for r in rows:
+        if r["package"] in ("hf", "ort"):
+            ours = _best(rows, config=r["config"], mode=r["mode"], package="ours", dtype=r["dtype"])
+            if ours:
+                lines.append(f"  {r['config']:9s} {r['mode']:7s} {r['dtype']:8s} ours / {r['variant']}"
+                             f"{' (compiled)' if r['package'] == 'hf' and r['xla'] else ''}: "
+                             f"{ours['seq_per_s'] / r['seq_per_s']:.2f}x")
+    if lines:
+        print("\nAgainst the other peers (ours best of XLA on/off / peer, sequences/s):")
+        print("\n".join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="mini-128 only, few steps (development)")
@@ -488,6 +519,10 @@ def main(argv=None):
     parser.add_argument("--sst2-examples", type=int, default=2000, help="real text: SST-2 sentences")
     parser.add_argument("--pretrain-steps", type=int, default=30, help="real text: pretraining steps")
     parser.add_argument("--no-real-text", action="store_true")
+    parser.add_argument("--peers", nargs="*", default=["hf", "ort"], choices=["hf", "ort"],
+                        help="also time these peers where installed (benchmarks/peers.py; none: skip)")
+    parser.add_argument("--peer-compile", nargs="+", default=["off"], choices=["off", "on"],
+                        help="torch.compile for the Hugging Face peer (its 'xla' axis)")
     parser.add_argument("--json", default=None, help="write all results here")
     parser.add_argument("--merge", nargs="+", default=[],
                         help="also report results of earlier runs: worker JSONs or --json outputs of this harness")
@@ -513,7 +548,9 @@ def main(argv=None):
     configs = args.configs if args.configs is not None else (["mini-128"] if args.quick else list(DEFAULT_CONFIGS))
     rounds = args.rounds or (2 if args.quick else 3)
     started = time.time()
-    rows, workers = [], []
+    from benchmarks import peers
+
+    rows, workers, peer_workers = [], [], []
     tmp = tempfile.mkdtemp(prefix="bert_compare_")
     for name in configs:
         out = os.path.join(tmp, f"{name}.json")
@@ -526,6 +563,19 @@ def main(argv=None):
                 data = json.load(f)
             workers.append({k: v for k, v in data.items() if k != "results"})
             rows.extend(data["results"])
+        peer_paths = [p for p in args.paths if p in ("step", "infer")]
+        wanted = [p for p in args.peers if not peers.missing_modules(p)]
+        if wanted and peer_paths:
+            # PyTorch and ONNX Runtime run in their own process, right after ours and keras-hub's.
+            out = os.path.join(tmp, f"{name}_peers.json")
+            rc, _ = _sub(["--config", name, "--out", out, "--rounds", str(rounds), "--packages", *wanted,
+                          "--paths", *peer_paths, "--dtypes", *args.dtypes, "--compile", *args.peer_compile,
+                          *steps], timeout=3600, module="benchmarks.peers")
+            if rc == 0:
+                with open(out) as f:
+                    data = json.load(f)
+                peer_workers.append({k: v for k, v in data.items() if k != "results"})
+                rows.extend(data["results"])
     memory = {}
     if not args.no_memory and not args.quick:
         for dtype in args.memory_dtypes:
@@ -550,12 +600,13 @@ def main(argv=None):
             data = json.load(f)
         if "workers" in data:  # a --json output of this harness
             workers.extend(data["workers"])
+            peer_workers.extend(data.get("peer_workers", []))
             rows.extend(data["results"])
             for key, value in (data.get("memory_rss_mib") or {}).items():
                 memory.setdefault(tuple(key.split("-", 1)), value)
             real = real or data.get("real_text")
-        else:  # one worker's output
-            workers.append({k: v for k, v in data.items() if k != "results"})
+        else:  # one worker's output (ours and keras-hub's, or the peers')
+            (peer_workers if "torch" in data else workers).append({k: v for k, v in data.items() if k != "results"})
             rows.extend(data["results"])
     # Background load moves the matmul peak: the share uses the best of the two peak measurements.
     best_peaks = {w["config"]: {d: max(w["peaks_before"][d], w["peaks_after"][d]) for d in DTYPES} for w in workers}
@@ -585,6 +636,7 @@ def main(argv=None):
     peers = optional_peers()
     for label, note in peers.items():
         print(f"{label}: {note}")
+    print_peer_ratios(rows)
     result = targets(rows, memory, real)
     print("\nTargets (ours / keras-hub, measured side by side in one process):")
     for name, value, threshold, ok in result:
@@ -599,7 +651,8 @@ def main(argv=None):
             json.dump(dict(machine=dict(processor=platform.processor(), cpus=os.cpu_count(),
                                         platform=platform.platform()),
                            command=" ".join(["python -m benchmarks.compare"] + (argv or sys.argv[1:])),
-                           seconds=time.time() - started, workers=workers, results=rows,
+                           seconds=time.time() - started, workers=workers, peer_workers=peer_workers,
+                           results=rows,
                            memory_rss_mib={f"{p}-{d}": v for (p, d), v in memory.items()},
                            real_text=real, peers=peers,
                            targets=[dict(name=n, value=v, threshold=t, passed=ok) for n, v, t, ok in result]),

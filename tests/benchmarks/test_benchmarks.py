@@ -29,3 +29,26 @@ def test_runners_time_their_paths(package):
             assert seconds > 0
         else:
             assert seconds is None
+
+
+def test_jax_compare_report_groups_by_batch_and_keeps_the_latest_row(tmp_path, capsys):
+    import json
+
+    from benchmarks import jax_compare
+
+    def run_file(name, rows):
+        path = tmp_path / name
+        path.write_text(json.dumps(dict(command=name, device=dict(kind="test"), jax="0", keras="0", results=rows)))
+        return str(path)
+
+    def row(batch, seq_per_s, package="ours"):
+        return dict(config="mini-128", preset="bert_mini", seq=128, batch=batch, mode="infer", xla=True,
+                    package=package, dtype="float32", variant=f"{package}-f32", seq_per_s=seq_per_s,
+                    tokens_per_s=seq_per_s * 128, gflops=1.0, peak_share=0.1)
+
+    first = run_file("first.json", [row(32, 10.0), row(32, 5.0, "hub"), row(256, 40.0), row(256, 20.0, "hub")])
+    later = run_file("later.json", [row(32, 15.0)])
+    jax_compare.report([first, later])
+    out = capsys.readouterr().out
+    assert "b32   infer float32  ours / hub-f32: 3.00x" in out  # the later ours row replaced the first
+    assert "b256  infer float32  ours / hub-f32: 2.00x" in out

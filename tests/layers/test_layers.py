@@ -25,9 +25,14 @@ def test_self_attention():
         layers.SelfAttention(hidden_size=8, num_heads=3)
 
 
-def test_self_attention_matches_naive_per_head_computation():
+@pytest.mark.parametrize("fused", [False, True])
+def test_self_attention_matches_naive_per_head_computation(fused):
+    # Both paths, whichever the backend picks: `ops.dot_product_attention` (JAX, PyTorch at inference)
+    # and the hand-laid-out one (TensorFlow, and training with dropout everywhere).
     layer = layers.SelfAttention(hidden_size=8, num_heads=2, dropout=0.0)
+    layer._use_fused_kernel = lambda training: fused
     out = keras.ops.convert_to_numpy(layer(X, MASK))
+    first = keras.ops.convert_to_numpy(layer(X, MASK, first_token_only=True))
     kernel, bias = [np.asarray(w) for w in layer.qkv.get_weights()]
     out_kernel, out_bias = [np.asarray(w) for w in layer.output_dense.get_weights()]
     qkv = X @ kernel + bias
@@ -42,6 +47,7 @@ def test_self_attention_matches_naive_per_head_computation():
         heads.append(probs @ v[..., sl])
     expected = np.concatenate(heads, -1) @ out_kernel + out_bias
     np.testing.assert_allclose(out, expected, atol=1e-5)
+    np.testing.assert_allclose(first, expected[:, :1], atol=1e-5)
 
 
 @pytest.mark.parametrize("pre_layer_norm", [False, True])
