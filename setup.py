@@ -26,5 +26,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "tokenizers==0.23.3"],
+        # Optional peers of `benchmarks.compare` (`benchmarks/peers.py`): several GB with PyTorch's CUDA libraries.
+        "peers": ["torch==2.14.1", "transformers==5.23.0", "onnxruntime==1.32.0", "onnx==1.23.2"],
+        # `benchmarks.jax_compare` on a CPU (a GPU machine brings its own CUDA build of JAX).
+        "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
     },
 )

@@ -21,6 +21,7 @@ float32); PyTorch's is printed beside it.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -106,8 +107,13 @@ def jax_runner(variant, mode, x, y, steps):
 
 
 def hf_device():
-    """The torch device of the hf peer: the GPU when PyTorch sees one, else the CPU; None without it."""
+    """The torch device of the hf peer: the GPU when PyTorch sees one, else the CPU; None when it can't run."""
     if peers.missing_modules("hf"):
+        print(f"hf peer skipped: {', '.join(peers.missing_modules('hf'))} not installed", flush=True)
+        return None
+    if importlib.util.find_spec("tensorflow"):  # keras-hub imports it where installed
+        print("hf peer skipped: TensorFlow is installed, keras-hub loads it, and PyTorch beside it crashes "
+              "(run where only JAX and PyTorch are, as on the GPU machines)", flush=True)
         return None
     import torch
 
