@@ -633,9 +633,12 @@ def main(argv=None):
                         print(f"  {pkg:4s}: {r[pkg]['tokens_per_s']:.0f} non-padding tok/s "
                               f"({r[pkg]['seconds']:.1f}s, {r[pkg]['real_tokens']} real of "
                               f"{r[pkg]['total_tokens']} tokens)")
-    peers = optional_peers()
-    for label, note in peers.items():
+    peer_notes = optional_peers()
+    for label, note in peer_notes.items():
         print(f"{label}: {note}")
+    for w in peer_workers:
+        for name, note in w.get("skipped", {}).items():
+            print(f"  {w['config']} {name}: {note}")
     print_peer_ratios(rows)
     result = targets(rows, memory, real)
     print("\nTargets (ours / keras-hub, measured side by side in one process):")
@@ -654,7 +657,7 @@ def main(argv=None):
                            seconds=time.time() - started, workers=workers, peer_workers=peer_workers,
                            results=rows,
                            memory_rss_mib={f"{p}-{d}": v for (p, d), v in memory.items()},
-                           real_text=real, peers=peers,
+                           real_text=real, peers=peer_notes,
                            targets=[dict(name=n, value=v, threshold=t, passed=ok) for n, v, t, ok in result]),
                       f, indent=1)
         print(f"wrote {args.json}")

@@ -236,6 +236,8 @@ def main(argv=None):
     # keras_bert (for the config) loads Keras: on the PyTorch backend, whatever the caller's environment
     # says, since TensorFlow and PyTorch in one process crash.
     os.environ["KERAS_BACKEND"] = "torch"
+    if missing_modules("hf"):
+        raise SystemExit(f"benchmarks.peers needs {', '.join(missing_modules('hf'))}: pip install -e '.[peers]'")
     import torch
 
     import keras_bert
@@ -255,7 +257,7 @@ def main(argv=None):
         if missing_modules(peer):
             skipped[peer] = f"skipped: {', '.join(missing_modules(peer))} not installed"
             print(f"[{args.config}] {peer}: {skipped[peer]}", flush=True)
-    # (package, dtype, mode, xla) -> a runner; every runner of one path then runs alternately.
+    # Every runner of one path runs alternately with the others.
     for mode in args.paths:
         runners, meta = {}, {}
         if "hf" in args.packages and "hf" not in skipped:
