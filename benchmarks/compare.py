@@ -326,6 +326,25 @@ def print_row(row):
           f"first call {row['compile_s']:.1f}s", flush=True)
 
 
+def measure(runners, meta, rounds, config, name, preset, seq, batch, mode, steps, peaks):
+    """Warms up each `(warmup, run)` of `runners`, times them alternately, prints and returns their rows.
+
+    `meta` maps each runner's key to `(package, dtype, xla, variant name)`; `peaks` a dtype to GFLOP/s.
+    """
+    compile_s = {}
+    for key, (warmup, _) in runners.items():
+        start = time.perf_counter()
+        warmup()
+        compile_s[key] = time.perf_counter() - start
+    times = time_alternating({key: run for key, (_, run) in runners.items()}, rounds)
+    rows = []
+    for key, (package, dtype, xla, variant) in meta.items():
+        rows.append(result_row(config, name, preset, seq, batch, mode, xla, package, dtype, variant, times[key],
+                               steps, peaks[dtype], compile_s[key]))
+        print_row(rows[-1])
+    return rows
+
+
 def run_worker(args):
     import keras
     import tensorflow as tf

@@ -146,17 +146,7 @@ def run_config(name, args, hf_on):
                 key = v.name + ("-compiled" if compiled == "on" else "")
                 runners[key] = peers.hf_runner(v, mode, compiled == "on", x, y, steps)
                 meta[key] = ("hf", v.dtype, compiled == "on", v.name)
-        compile_s = {}
-        for key, (warmup, _) in runners.items():
-            start = time.perf_counter()
-            warmup()
-            compile_s[key] = time.perf_counter() - start
-        times = compare.time_alternating({k: run for k, (_, run) in runners.items()}, args.rounds)
-        for key, (package, dtype, xla, variant) in meta.items():
-            row = compare.result_row(config, name, preset, seq, batch, mode, xla, package, dtype, variant,
-                                     times[key], steps, peak[dtype], compile_s[key])
-            rows.append(row)
-            compare.print_row(row)
+        rows += compare.measure(runners, meta, args.rounds, config, name, preset, seq, batch, mode, steps, peak)
         keras.backend.clear_session()
     return rows
 

@@ -26,7 +26,6 @@ import importlib.util
 import json
 import os
 import tempfile
-import time
 
 from benchmarks import compare
 
@@ -272,18 +271,9 @@ def main(argv=None):
             workdir = tempfile.mkdtemp(prefix="bert_ort_")
             runners["ort-f32"] = ort_runner(config, x, args.infer_steps, workdir)
             meta["ort-f32"] = ("ort", "float32", True, "ort-f32")
-        compile_s = {}
-        for key, (warmup, _) in runners.items():
-            start = time.perf_counter()
-            warmup()
-            compile_s[key] = time.perf_counter() - start
-        times = compare.time_alternating({k: run for k, (_, run) in runners.items()}, args.rounds)
-        for key, (package, dtype, xla, name) in meta.items():
-            steps = args.steps if mode == "step" else args.infer_steps
-            row = compare.result_row(config, args.config, preset, seq, batch, mode, xla, package, dtype, name,
-                                     times[key], steps, peaks_before[dtype], compile_s[key])
-            results.append(row)
-            compare.print_row(row)
+        steps = args.steps if mode == "step" else args.infer_steps
+        results += compare.measure(runners, meta, args.rounds, config, args.config, preset, seq, batch, mode, steps,
+                                   peaks_before)
     out = dict(config=args.config, preset=preset, seq=seq, batch=batch, peaks_before=peaks_before,
                peaks_after=torch_matmul_peak(args.device, args.dtypes), results=results, skipped=skipped,
                torch=torch.__version__, device=args.device)
