@@ -134,9 +134,7 @@ class TrainingState:
         written) is skipped and the previous one is used.
         """
         self.check_signature()
-        # Every worker restores from the chief's directory (other workers only write to temporary ones).
-        listing = tf.train.get_checkpoint_state(self.directory)
-        candidates = list(reversed(listing.all_model_checkpoint_paths)) if listing else []
+        candidates = self._checkpoints_newest_first()
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
@@ -149,6 +147,22 @@ class TrainingState:
         if candidates:
             raise ConfigError(f"no readable checkpoint in {self.directory}: {candidates}")
         return 0
+
+    def _checkpoints_newest_first(self):
+        """Checkpoint prefixes in the chief's directory, newest step first.
+
+        The manager's listing (the `checkpoint` file) is rewritten after a checkpoint's files: a kill
+        between the two leaves a complete `ckpt-N` on disk that the listing lacks, so files count too.
+        """
+        listing = tf.train.get_checkpoint_state(self.directory)
+        paths = list(listing.all_model_checkpoint_paths) if listing else []
+        paths += [p[: -len(".index")] for p in tf.io.gfile.glob(os.path.join(self.directory, "ckpt-*.index"))]
+        by_step = {}
+        for path in paths:
+            suffix = os.path.basename(path).rsplit("-", 1)[-1]
+            if suffix.isdigit():
+                by_step.setdefault(int(suffix), path)
+        return [by_step[step] for step in sorted(by_step, reverse=True)]
 
     def save(self, step):
         """Writes a checkpoint for `step` (and the model signature next to it)."""

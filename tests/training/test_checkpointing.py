@@ -44,6 +44,25 @@ def test_truncated_newest_checkpoint_falls_back_to_previous(tmp_path):
     np.testing.assert_array_equal(restored.trainable_variables[0].numpy(), 1.0)
 
 
+def test_checkpoint_missing_from_the_listing_is_still_restored(tmp_path):
+    # A kill after a checkpoint's files are written but before the `checkpoint` listing is rewritten.
+    keras.utils.set_random_seed(0)
+    model = _model()
+    state = TrainingState(str(tmp_path), model)
+    kernel = model.trainable_variables[0]
+    kernel.assign(np.full(kernel.shape, 1.0, "float32"))
+    state.save(10)
+    listing = (tmp_path / "checkpoint").read_text()
+    kernel.assign(np.full(kernel.shape, 2.0, "float32"))
+    state.save(20)
+    (tmp_path / "checkpoint").write_text(listing)  # the listing as it was before step 20
+
+    restored = _model()
+    step = TrainingState(str(tmp_path), restored).restore_or_start()
+    assert step == 20
+    np.testing.assert_array_equal(restored.trainable_variables[0].numpy(), 2.0)
+
+
 def test_no_readable_checkpoint_is_an_error(tmp_path):
     model = _model()
     state = TrainingState(str(tmp_path), model)
