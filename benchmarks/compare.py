@@ -30,8 +30,11 @@ FLOPs follow /work/shared/notes/performance-anchors.md: training
 S*(6N + 12*L*S*d) + 6*(d^2 + d*V)*P per sequence (N = 12*L*d^2, P = 20 masked
 positions), inference S*(2N + 4*L*S*d).
 
-Separate subprocesses measure the peak RSS of one BERT-base training step at
-batch 16 (ours vs keras-hub) and the real-text workload (`benchmarks/real_text.py`).
+Where PyTorch + transformers (and onnxruntime + onnx) are installed, one more
+process per configuration times Hugging Face's BERT and ONNX Runtime on the same
+batch (`benchmarks/peers.py`; `--peers` picks them). Separate subprocesses measure
+the peak RSS of one BERT-base training step at batch 16 (ours vs keras-hub) and
+the real-text workload (`benchmarks/real_text.py`).
 The last lines print the issue's target ratios with PASS/MISS.
 """
 
