@@ -63,15 +63,17 @@ def build_pretraining_files(config, tokenizer):
     if not os.path.exists(done):
         if not config.corpus:
             raise SystemExit("error: give --train-files, or --corpus to build pretraining data from")
-        documents = bert_data.read_documents(config.corpus, tokenizer)
+        stats = bert_data.PretrainingStats()
+        documents = bert_data.read_documents(config.corpus, tokenizer, stats)
         instances = bert_data.create_pretraining_instances(
             documents, tokenizer, max_seq_length=config.max_seq_length, dupe_factor=config.dupe_factor,
             masked_lm_prob=config.masked_lm_prob, max_predictions_per_seq=config.max_predictions_per_seq,
-            whole_word_masking=config.whole_word_masking, seed=config.seed)
+            whole_word_masking=config.whole_word_masking, seed=config.seed, stats=stats)
         bert_data.write_instances(instances, data_dir, max_seq_length=config.max_seq_length,
                                   max_predictions_per_seq=config.max_predictions_per_seq, num_shards=2)
+        print("[data] " + stats.summary().replace("\n", "\n[data] "), flush=True)
         with open(done, "w") as f:
-            f.write(f"{len(instances)} instances\n")
+            f.write(f"{len(instances)} instances\n{stats.summary()}\n")
     return sorted(glob.glob(os.path.join(data_dir, "*.tfrecord*")))
 
 

@@ -80,6 +80,17 @@ class PretrainingStats:
             str: the statistics with shares.
         """
         masked = max(self.masked, 1)
+        random_share = self.random_next / max(self.instances, 1)
+        # Original BERT's sampler forces a random B when a chunk holds one segment (long lines, short
+        # max_seq_length), which skews the NSP labels; NSP accuracy then starts at the majority share.
+        data_warnings = []
+        if self.instances and not 0.4 <= random_share <= 0.6:
+            data_warnings.append(f"warning: {random_share:.0%} of NSP labels are 'random next' (expected about 50%): "
+                                 f"chunks often hold a single segment; a longer max_seq_length or shorter segments "
+                                 f"balance them")
+        if self.documents == 1 and self.instances:
+            data_warnings.append("warning: one document: 'random next' segments come from the same document, so "
+                                 "NSP has little to learn; separate documents with blank lines")
         return "\n".join(
             [
                 f"documents: {self.documents} (single-segment: {self.single_segment_documents}), "
@@ -91,6 +102,7 @@ class PretrainingStats:
                 f"kept {self.kept_original / masked:.1%}",
                 self.skipped.summary(),
             ]
+            + data_warnings
         )
 
 

@@ -157,3 +157,16 @@ def test_dynamic_mask_whole_word():
         )
         chosen = set(positions.numpy()[0][weights.numpy()[0] > 0].tolist())
         assert chosen in ({1, 2, 3}, {4}, {1, 2, 3, 4}), chosen
+
+
+def test_summary_warns_when_nsp_labels_are_skewed():
+    from keras_bert.data import PretrainingStats
+
+    balanced = PretrainingStats(instances=100, random_next=52)
+    assert "warning" not in balanced.summary()
+    skewed = PretrainingStats(instances=1045, random_next=774)
+    assert "warning: 74% of NSP labels are 'random next'" in skewed.summary()
+    assert "warning" not in PretrainingStats().summary()  # no instances yet: nothing to say
+    one_document = PretrainingStats(documents=1, instances=100, random_next=50)
+    assert "warning: one document" in one_document.summary()
+    assert "warning" not in PretrainingStats(documents=2, instances=100, random_next=50).summary()
