@@ -26,41 +26,42 @@ def _truncate(directory, step):
             f.truncate(os.path.getsize(path) // 2)
 
 
-def test_truncated_newest_checkpoint_falls_back_to_previous(tmp_path):
+def _save_two_checkpoints(directory):
+    """Checkpoints at step 10 (first kernel all 1.0) and 20 (all 2.0); returns the listing as after step 10."""
     keras.utils.set_random_seed(0)
     model = _model()
-    state = TrainingState(str(tmp_path), model)
+    state = TrainingState(str(directory), model)
     kernel = model.trainable_variables[0]
     kernel.assign(np.full(kernel.shape, 1.0, "float32"))
     state.save(10)
+    listing = (directory / "checkpoint").read_text()
     kernel.assign(np.full(kernel.shape, 2.0, "float32"))
     state.save(20)
-    _truncate(str(tmp_path), 20)
+    return listing
 
+
+def _restore(directory):
     keras.utils.set_random_seed(1)
     restored = _model()
-    step = TrainingState(str(tmp_path), restored).restore_or_start()
+    step = TrainingState(str(directory), restored).restore_or_start()
+    return step, restored.trainable_variables[0].numpy()
+
+
+def test_truncated_newest_checkpoint_falls_back_to_previous(tmp_path):
+    _save_two_checkpoints(tmp_path)
+    _truncate(str(tmp_path), 20)
+    step, kernel = _restore(tmp_path)
     assert step == 10
-    np.testing.assert_array_equal(restored.trainable_variables[0].numpy(), 1.0)
+    np.testing.assert_array_equal(kernel, 1.0)
 
 
 def test_checkpoint_missing_from_the_listing_is_still_restored(tmp_path):
     # A kill after a checkpoint's files are written but before the `checkpoint` listing is rewritten.
-    keras.utils.set_random_seed(0)
-    model = _model()
-    state = TrainingState(str(tmp_path), model)
-    kernel = model.trainable_variables[0]
-    kernel.assign(np.full(kernel.shape, 1.0, "float32"))
-    state.save(10)
-    listing = (tmp_path / "checkpoint").read_text()
-    kernel.assign(np.full(kernel.shape, 2.0, "float32"))
-    state.save(20)
-    (tmp_path / "checkpoint").write_text(listing)  # the listing as it was before step 20
-
-    restored = _model()
-    step = TrainingState(str(tmp_path), restored).restore_or_start()
+    listing = _save_two_checkpoints(tmp_path)
+    (tmp_path / "checkpoint").write_text(listing)
+    step, kernel = _restore(tmp_path)
     assert step == 20
-    np.testing.assert_array_equal(restored.trainable_variables[0].numpy(), 2.0)
+    np.testing.assert_array_equal(kernel, 2.0)
 
 
 def test_no_readable_checkpoint_is_an_error(tmp_path):
