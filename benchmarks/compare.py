@@ -78,13 +78,16 @@ def _set_policy(dtype):
     keras.config.set_dtype_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
 
 
-def best_matmul_seconds(matmul, a, b, reps):
-    """Fastest of `reps` timed calls of `matmul(a, b)` (after one untimed call)."""
-    matmul(a, b).numpy()
+def best_matmul_seconds(matmul, a, b, reps, wait=lambda result: result.numpy()):
+    """Fastest of `reps` timed calls of `matmul(a, b)` (after one untimed call).
+
+    `wait(result)` blocks until the result is computed (default: TensorFlow's `.numpy()`).
+    """
+    wait(matmul(a, b))
     best = float("inf")
     for _ in range(reps):
         start = time.perf_counter()
-        matmul(a, b).numpy()
+        wait(matmul(a, b))
         best = min(best, time.perf_counter() - start)
     return best
 

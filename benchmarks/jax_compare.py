@@ -36,19 +36,13 @@ def jax_matmul_peak(n, reps=5):
     import jax
     import jax.numpy as jnp
 
-    class Result:  # `compare.best_matmul_seconds` reads results with `.numpy()`
-        def __init__(self, array):
-            self.array = array
-
-        def numpy(self):
-            return self.array.block_until_ready()
-
     matmul = jax.jit(jnp.matmul)
     peaks = {}
     for dtype in compare.DTYPES:
         a = jax.random.normal(jax.random.key(0), (n, n), dtype=dtype)
         b = jax.random.normal(jax.random.key(1), (n, n), dtype=dtype)
-        peaks[dtype] = 2 * n ** 3 / compare.best_matmul_seconds(lambda a, b: Result(matmul(a, b)), a, b, reps) / 1e9
+        seconds = compare.best_matmul_seconds(matmul, a, b, reps, wait=lambda result: result.block_until_ready())
+        peaks[dtype] = 2 * n ** 3 / seconds / 1e9
     return peaks
 
 
@@ -108,8 +102,9 @@ def jax_runner(variant, mode, x, y, steps):
 
 def hf_device():
     """The torch device of the hf peer: the GPU when PyTorch sees one, else the CPU; None when it can't run."""
-    if peers.missing_modules("hf"):
-        print(f"hf peer skipped: {', '.join(peers.missing_modules('hf'))} not installed", flush=True)
+    missing = peers.missing_modules("hf")
+    if missing:
+        print(f"hf peer skipped: {', '.join(missing)} not installed", flush=True)
         return None
     if importlib.util.find_spec("tensorflow"):  # keras-hub imports it where installed
         print("hf peer skipped: TensorFlow is installed, keras-hub loads it, and PyTorch beside it crashes "
@@ -132,20 +127,16 @@ def run_config(name, args, hf_on):
     variants = [compare.Variant(p, d, config) for d in args.dtypes for p in compare.PACKAGES]
     # A dtype PyTorch has no fast matmul for here (bfloat16 on most CPUs) is left out, as in benchmarks.peers.
     hf_variants = [peers.HfVariant(d, config, hf_on) for d in args.dtypes
-                   if args.torch_peaks.get(d, 0) >= 10] if hf_on else []
+                   if args.torch_peaks.get(d, 0) >= peers.MIN_MATMUL_GFLOPS] if hf_on else []
     peak = args.peaks
     rows = []
     for mode in args.paths:
         steps = args.steps if mode == "step" else args.infer_steps
-        runners, meta = {}, {}
-        for v in variants:
-            runners[v.name] = jax_runner(v, mode, x, y, steps)
-            meta[v.name] = (v.package, v.dtype, True, v.name)
-        for v in hf_variants:
-            for compiled in args.hf_compile:
-                key = v.name + ("-compiled" if compiled == "on" else "")
-                runners[key] = peers.hf_runner(v, mode, compiled == "on", x, y, steps)
-                meta[key] = ("hf", v.dtype, compiled == "on", v.name)
+        runners = {v.name: jax_runner(v, mode, x, y, steps) for v in variants}
+        meta = {v.name: (v.package, v.dtype, True, v.name) for v in variants}
+        hf_runners, hf_meta = peers.hf_runners(hf_variants, mode, args.hf_compile, x, y, steps)
+        runners.update(hf_runners)
+        meta.update(hf_meta)
         rows += compare.measure(runners, meta, args.rounds, config, name, preset, seq, batch, mode, steps, peak)
         keras.backend.clear_session()
     return rows

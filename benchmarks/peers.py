@@ -31,6 +31,10 @@ from benchmarks import compare
 
 PEERS = {"hf": ("torch", "transformers"), "ort": ("torch", "transformers", "onnx", "onnxruntime")}
 LABELS = {"hf": "Hugging Face transformers (PyTorch)", "ort": "ONNX Runtime"}
+# Our input names -> Hugging Face's.
+HF_INPUT_NAMES = {"token_ids": "input_ids", "segment_ids": "token_type_ids", "padding_mask": "attention_mask"}
+# A dtype whose PyTorch matmul runs slower than this here (bfloat16 without bfloat16 units) is not timed.
+MIN_MATMUL_GFLOPS = 10
 
 
 def missing_modules(peer):
@@ -68,8 +72,7 @@ class HfVariant:
     def tensors(self, x, y):
         import torch
 
-        names = {"token_ids": "input_ids", "segment_ids": "token_type_ids", "padding_mask": "attention_mask"}
-        xin = {names[k]: torch.as_tensor(x[k], dtype=torch.long, device=self.device) for k in names}
+        xin = {hf: torch.as_tensor(x[k], dtype=torch.long, device=self.device) for k, hf in HF_INPUT_NAMES.items()}
         positions = torch.as_tensor(x["masked_positions"], dtype=torch.long, device=self.device)
         yin = {k: torch.as_tensor(v, device=self.device) for k, v in y.items()}
         return xin, positions, yin
@@ -141,6 +144,17 @@ def hf_runner(variant, mode, compiled, x, y, steps):
     raise ValueError(f"peer 'hf' has no path {mode!r} (it runs step and infer)")
 
 
+def hf_runners(variants, mode, compile_flags, x, y, steps):
+    """`(runners, meta)` for `compare.measure`: each `HfVariant` eager ("off") and/or compiled ("on")."""
+    runners, meta = {}, {}
+    for variant in variants:
+        for compiled in compile_flags:
+            key = variant.name + ("-compiled" if compiled == "on" else "")
+            runners[key] = hf_runner(variant, mode, compiled == "on", x, y, steps)
+            meta[key] = ("hf", variant.dtype, compiled == "on", variant.name)
+    return runners, meta
+
+
 def ort_runner(config, x, steps, workdir):
     """`(warmup(), run())` of ONNX Runtime inference on the exported `BertModel`."""
     import numpy as np
@@ -153,8 +167,7 @@ def ort_runner(config, x, steps, workdir):
     hf = hf_config(config)
     hf._attn_implementation = "eager"
     model = transformers.BertModel(hf, add_pooling_layer=True).eval()
-    names = {"token_ids": "input_ids", "segment_ids": "token_type_ids", "padding_mask": "attention_mask"}
-    feeds = {names[k]: np.asarray(x[k], dtype=np.int64) for k in names}
+    feeds = {hf: np.asarray(x[k], dtype=np.int64) for k, hf in HF_INPUT_NAMES.items()}
     path = os.path.join(workdir, "bert.onnx")
 
     class Encoder(torch.nn.Module):  # positional inputs for the tracing exporter
@@ -191,29 +204,24 @@ def ort_runner(config, x, steps, workdir):
 def torch_matmul_peak(device, dtypes, n=3072, reps=4):
     """Best GFLOP/s of an n x n x n `torch.matmul` per dtype on `device`.
 
-    A dtype whose 512^3 probe runs under 10 GFLOP/s (bfloat16 on a CPU without bfloat16 units, where
-    PyTorch falls back to a scalar loop) is measured at that size only.
+    A dtype whose 512^3 probe runs under `MIN_MATMUL_GFLOPS` (bfloat16 on a CPU without bfloat16 units,
+    where PyTorch falls back to a scalar loop) is measured at that size only.
     """
     import torch
 
-    class Result:  # `compare.best_matmul_seconds` reads results with `.numpy()`
-        def __init__(self, tensor):
-            self.tensor = tensor
-
-        def numpy(self):
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            return self.tensor
+    def wait(result):  # CUDA calls return before the GPU is done; CPU ones after
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     def peak(dtype, size, reps):
         a = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
         b = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
-        return 2 * size ** 3 / compare.best_matmul_seconds(lambda a, b: Result(a @ b), a, b, reps) / 1e9
+        return 2 * size ** 3 / compare.best_matmul_seconds(torch.matmul, a, b, reps, wait=wait) / 1e9
 
     peaks = {}
     for dtype in dtypes:
         peaks[dtype] = peak(dtype, 512, 1)
-        if peaks[dtype] >= 10:
+        if peaks[dtype] >= MIN_MATMUL_GFLOPS:
             peaks[dtype] = peak(dtype, n, reps)
     return peaks
 
@@ -248,7 +256,7 @@ def main(argv=None):
     peaks_before = torch_matmul_peak(args.device, args.dtypes)
     print(f"[{args.config}] torch matmul peak GFLOP/s: {peaks_before}", flush=True)
     results, skipped = [], {}
-    for dtype in [d for d in args.dtypes if peaks_before[d] < 10]:
+    for dtype in [d for d in args.dtypes if peaks_before[d] < MIN_MATMUL_GFLOPS]:
         skipped[f"hf-{dtype}"] = (f"skipped: torch's {dtype} matmul runs at {peaks_before[dtype]:.1f} GFLOP/s "
                                   f"on this {args.device} (no {dtype} units)")
         print(f"[{args.config}] {skipped[f'hf-{dtype}']}", flush=True)
@@ -256,22 +264,17 @@ def main(argv=None):
         if missing_modules(peer):
             skipped[peer] = f"skipped: {', '.join(missing_modules(peer))} not installed"
             print(f"[{args.config}] {peer}: {skipped[peer]}", flush=True)
+    hf_variants = []
+    if "hf" in args.packages and "hf" not in skipped:
+        hf_variants = [HfVariant(d, config, args.device) for d in args.dtypes if f"hf-{d}" not in skipped]
     # Every runner of one path runs alternately with the others.
     for mode in args.paths:
-        runners, meta = {}, {}
-        if "hf" in args.packages and "hf" not in skipped:
-            for dtype in [d for d in args.dtypes if f"hf-{d}" not in skipped]:
-                variant = HfVariant(dtype, config, args.device)
-                for compiled in args.compile:
-                    key = f"{variant.name}{'-compiled' if compiled == 'on' else ''}"
-                    runners[key] = hf_runner(variant, mode, compiled == "on", x, y,
-                                             args.steps if mode == "step" else args.infer_steps)
-                    meta[key] = ("hf", dtype, compiled == "on", variant.name)
+        steps = args.steps if mode == "step" else args.infer_steps
+        runners, meta = hf_runners(hf_variants, mode, args.compile, x, y, steps)
         if mode == "infer" and "ort" in args.packages and "ort" not in skipped and "float32" in args.dtypes:
             workdir = tempfile.mkdtemp(prefix="bert_ort_")
-            runners["ort-f32"] = ort_runner(config, x, args.infer_steps, workdir)
+            runners["ort-f32"] = ort_runner(config, x, steps, workdir)
             meta["ort-f32"] = ("ort", "float32", True, "ort-f32")
-        steps = args.steps if mode == "step" else args.infer_steps
         results += compare.measure(runners, meta, args.rounds, config, args.config, preset, seq, batch, mode, steps,
                                    peaks_before)
     out = dict(config=args.config, preset=preset, seq=seq, batch=batch, peaks_before=peaks_before,

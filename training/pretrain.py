@@ -71,9 +71,10 @@ def build_pretraining_files(config, tokenizer):
             whole_word_masking=config.whole_word_masking, seed=config.seed, stats=stats)
         bert_data.write_instances(instances, data_dir, max_seq_length=config.max_seq_length,
                                   max_predictions_per_seq=config.max_predictions_per_seq, num_shards=2)
-        print("[data] " + stats.summary().replace("\n", "\n[data] "), flush=True)
+        summary = stats.summary()
+        print("[data] " + summary.replace("\n", "\n[data] "), flush=True)
         with open(done, "w") as f:
-            f.write(f"{len(instances)} instances\n{stats.summary()}\n")
+            f.write(f"{len(instances)} instances\n{summary}\n")
     return sorted(glob.glob(os.path.join(data_dir, "*.tfrecord*")))
 
 

@@ -96,7 +96,7 @@ class PretrainingStats:
                 f"documents: {self.documents} (single-segment: {self.single_segment_documents}), "
                 f"lines: {self.lines}",
                 f"instances: {self.instances}, random next: {self.random_next} "
-                f"({self.random_next / max(self.instances, 1):.2%}), truncated: {self.truncated_instances}",
+                f"({random_share:.2%}), truncated: {self.truncated_instances}",
                 f"tokens: {self.tokens}, masked: {self.masked} ({self.masked / max(self.tokens, 1):.2%}); "
                 f"[MASK] {self.replaced_by_mask / masked:.1%}, random {self.replaced_by_random / masked:.1%}, "
                 f"kept {self.kept_original / masked:.1%}",
