@@ -23,6 +23,28 @@ def corpus_slice(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def book_documents(tmp_path_factory):
+    """The first 250 lines of 8 books (english_books), one file each: 8 documents, or skip when absent.
+
+    'Random next' segments then come from other books, so next-sentence prediction can be learned;
+    in one book (the Alice slice) they come from the same text and NSP stays at its majority share.
+    """
+    books = ["carroll-alice", "austen-persuasion", "melville-moby_dick", "shakespeare-hamlet", "whitman-leaves",
+             "chesterton-brown", "bryant-stories", "milton-paradise"]
+    directory = tmp_path_factory.mktemp("books")
+    paths = []
+    for book in books:
+        source = os.path.join(BOOKS, f"{book}.txt")
+        if not os.path.exists(source):
+            pytest.skip(f"real data not found: {source} (see ../shared/data/README.md)")
+        with open(source, encoding="utf-8") as f:
+            lines = [next(f) for _ in range(250)]
+        paths.append(directory / f"{book}.txt")
+        paths[-1].write_text("".join(lines), encoding="utf-8")
+    return [str(p) for p in paths]
+
+
 def job_command(module, *args):
     """`python -m MODULE ARGS` run from the repository root."""
     return [sys.executable, "-m", module, *map(str, args)]
