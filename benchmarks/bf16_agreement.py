@@ -17,11 +17,12 @@ the fine-tuned MiniLM in /tmp/sst2_quality/finetune):
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
 import numpy as np
+
+from benchmarks.compare import machine_description
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEV = os.path.join(REPO_ROOT, "..", "shared", "data", "sst2", "dev.tsv")
@@ -99,7 +100,7 @@ def main(argv=None):
         "accuracy_float32": float(np.mean(predicted_f32 == labels)),
         "accuracy_bfloat16": float(np.mean(predicted_bf16 == labels)),
         "sentences_per_second": {p: len(texts) / float(np.median(s)) for p, s in seconds.items()},
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": machine_description(),
         "command": "python -m benchmarks.bf16_agreement --model " + args.model,
     }
     text = json.dumps(result, indent=2)

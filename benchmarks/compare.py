@@ -72,6 +72,29 @@ def flops_per_sequence(config, seq, mode):
 
 # --------------------------------------------------------------------------- worker
 
+MATMUL_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine_description():
+    """CPU model, core count and the matmul-relevant ISA flags (`/proc/cpuinfo`), e.g. for the table header.
+
+    bfloat16 runs on hardware only with `avx512_bf16` or `amx_bf16`; without them it is emulated.
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        return f"{model}, {os.cpu_count()} CPUs"
+    isa = [flag if flag in flags else f"no {flag}" for flag in MATMUL_ISA_FLAGS]
+    return f"{model}, {os.cpu_count()} CPUs ({', '.join(isa)})"
+
+
 def _set_policy(dtype):
     import keras
 
@@ -639,7 +662,7 @@ def main(argv=None):
         if row["config"] in best_peaks:
             row["peak_share"] = row["gflops"] / best_peaks[row["config"]][row["dtype"]]
     print()
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+    print(f"Machine: {machine_description()}; "
           f"matmul peaks per worker (GFLOP/s, before/after): "
           + "; ".join(f"{w['config']}: f32 {w['peaks_before']['float32']:.0f}/{w['peaks_after']['float32']:.0f}, "
                       f"bf16 {w['peaks_before']['bfloat16']:.0f}/{w['peaks_after']['bfloat16']:.0f}"
@@ -666,18 +689,11 @@ def main(argv=None):
             print(f"  {w['config']} {name}: {note}")
     print_peer_ratios(rows)
     result = targets(rows, memory, real)
-    print("\nTargets (ours / keras-hub, measured side by side in one process):")
-    for name, value, threshold, ok in result:
-        if value is None:
-            print(f"  n/a   {name}")
-        else:
-            print(f"  {'PASS' if ok else 'MISS'}  {name}: {value:.2f} (target {'<' if 'RSS' in name else '>='} "
-                  f"{threshold})")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(dict(machine=dict(processor=platform.processor(), cpus=os.cpu_count(),
-                                        platform=platform.platform()),
+                                        platform=platform.platform(), description=machine_description()),
                            command=" ".join(["python -m benchmarks.compare"] + (argv or sys.argv[1:])),
                            seconds=time.time() - started, workers=workers, peer_workers=peer_workers,
                            results=rows,
@@ -686,6 +702,14 @@ def main(argv=None):
                            targets=[dict(name=n, value=v, threshold=t, passed=ok) for n, v, t, ok in result]),
                       f, indent=1)
         print(f"wrote {args.json}")
+
+    print("\nTargets (ours / keras-hub, measured side by side in one process):")
+    for name, value, threshold, ok in result:
+        if value is None:
+            print(f"  n/a   {name}")
+        else:
+            print(f"  {'PASS' if ok else 'MISS'}  {name}: {value:.2f} (target {'<' if 'RSS' in name else '>='} "
+                  f"{threshold})")
 
 
 if __name__ == "__main__":

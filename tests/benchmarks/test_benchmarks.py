@@ -52,3 +52,26 @@ def test_jax_compare_report_groups_by_batch_and_keeps_the_latest_row(tmp_path, c
     out = capsys.readouterr().out
     assert "b32   infer float32  ours / hub-f32: 3.00x" in out  # the later ours row replaced the first
     assert "b256  infer float32  ours / hub-f32: 2.00x" in out
+
+
+def test_report_of_a_recorded_run_ends_with_the_targets(tmp_path, capsys):
+    """`compare --merge` of the recorded run: the last lines are the targets, computed from its rows."""
+    import json
+    import os
+
+    recorded = os.path.join(os.path.dirname(compare.__file__), "results", "compare_full.json")
+    out = tmp_path / "report.json"
+    compare.main(["--configs", "--no-memory", "--no-real-text", "--merge", recorded, "--json", str(out)])
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    report = json.loads(out.read_text())
+    header = lines.index("Targets (ours / keras-hub, measured side by side in one process):")
+    assert len(lines) - header - 1 == len(report["targets"]) > 10  # nothing is printed after the targets
+    rows = report["results"]
+    ours = max(r["seq_per_s"] for r in rows if (r["config"], r["mode"], r["package"], r["dtype"])
+               == ("base-128", "infer", "ours", "float32"))
+    hub = max(r["seq_per_s"] for r in rows if (r["config"], r["mode"], r["package"], r["dtype"])
+              == ("base-128", "infer", "hub", "float32"))
+    line = next(l for l in lines[header:] if "BERT-base inference f32 ours / hub f32" in l)
+    assert line.split()[0] == ("PASS" if ours / hub >= 1.1 else "MISS")
+    assert f": {ours / hub:.2f} (target >= 1.1)" in line
+    assert "CPUs" in report["machine"]["description"]
