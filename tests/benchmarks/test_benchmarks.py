@@ -75,3 +75,42 @@ def test_report_of_a_recorded_run_ends_with_the_targets(tmp_path, capsys):
     assert line.split()[0] == ("PASS" if ours / hub >= 1.1 else "MISS")
     assert f": {ours / hub:.2f} (target >= 1.1)" in line
     assert "CPUs" in report["machine"]["description"]
+
+
+def test_profile_xla_attributes_op_time_to_layers():
+    """`benchmarks.profile_xla` (its own process: XLA reads its flags when TensorFlow loads)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(compare.__file__))
+    result = subprocess.run([sys.executable, "-m", "benchmarks.profile_xla", "--config", "mini-128", "--path", "infer",
+                             "--calls", "1", "--top", "30"], cwd=root, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    total, matmul, other = map(float, re.search(
+        r"XLA ops ([\d.]+) thread-ms, of which matmuls ([\d.]+) ms .* other ops ([\d.]+) ms", out).groups())
+    assert total > 0 and abs(total - matmul - other) < 0.2
+    layers = {name: float(mm) for name, mm in re.findall(r"^(\S+) +([\d.]+) +[\d.]+$", out, re.M)}
+    # Every block's projections and FFN are matmuls attributed to their layers; no backward at inference.
+    for layer in ("transformer_block/attention", "transformer_block/intermediate", "transformer_block/ffn_output"):
+        assert layers.get(layer, 0) > 0, out
+    assert "(backward)" not in out
+
+
+@pytest.mark.parametrize("op_name,layer", [
+    ("bert_pretrainer_1/bert_encoder_1/transformer_block_2_1/intermediate_1/MatMul", "transformer_block/intermediate"),
+    ("gradient_tape/bert_pretrainer_1/mlm_head_1/MatMul/MatMul", "mlm_head (backward)"),
+    ("gradient_tape/bert_pretrainer_1/bert_encoder_1/transformer_block_0_1/Gelu/Tanh/TanhGrad",
+     "transformer_block/Gelu (backward)"),
+    ("SparseSoftmaxCrossEntropyWithLogits/SparseSoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits"),
+    ("adam_w/AssignSubVariableOp_63", "adam_w"),
+    ("functional_1/bert_backbone_1/transformer_layer_3_1/feedforward_dropout_1/stateless_dropout/x",
+     "transformer_layer/feedforward_dropout"),
+])
+def test_profile_xla_layer_names(op_name, layer):
+    from benchmarks.profile_xla import layer_of
+
+    assert layer_of(op_name) == layer
