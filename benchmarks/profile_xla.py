@@ -1,6 +1,7 @@
 """Where an XLA-compiled training step or inference call spends its time, per layer and per kind of op.
 
-Runs one path of `benchmarks.compare` (same model, same random batch, XLA on) under TensorFlow's
+Runs one path of `benchmarks.compare` (step, infer, or each package's `fit`/`predict`; same model,
+same random batch, XLA on) under TensorFlow's
 profiler with XLA's per-op trace events, and joins each event with the TensorFlow op it was compiled
 from (the HLO dump's `op_name` metadata). It prints the wall time per call, the share spent in matmuls
 (and their GFLOP/s), the time of each layer (all blocks summed, forward and backward apart), and the
@@ -99,11 +100,12 @@ def profile(config_name, path, package, calls):
     warmup()
     run()
     start = time.perf_counter()
-    run()
-    wall = (time.perf_counter() - start) / calls
+    seconds = run()  # `fit`/`predict` time their own batches after the first
+    wall = (seconds if seconds is not None else time.perf_counter() - start) / calls
     tf.profiler.experimental.start(profile_dir)
     run()
     tf.profiler.experimental.stop()
+    profiled_calls = calls + 1 if path in ("fit", "predict") else calls  # they run one extra first batch
 
     modules, events = hlo_ops(dump_dir), op_events(profile_dir)
     # The module that took longest is the step (or inference call); the others are set-up.
@@ -116,9 +118,9 @@ def profile(config_name, path, package, calls):
         if m == module and name in modules.get(module, {}):
             opcode, op_type, op_name = modules[module][name]
             is_matmul = opcode == "dot" or op_type in ("MatMul", "BatchMatMulV2", "Einsum")
-            rows.append(dict(name=name, seconds=ps / 1e12 / calls, matmul=is_matmul, op_type=op_type,
+            rows.append(dict(name=name, seconds=ps / 1e12 / profiled_calls, matmul=is_matmul, op_type=op_type,
                              op_name=op_name, layer=layer_of(op_name)))
-    return wall, batch * flops_per_sequence(config, seq, "step" if path == "step" else "infer"), rows
+    return wall, batch * flops_per_sequence(config, seq, path), rows
 
 
 def report(wall, flops, rows, top):
@@ -144,7 +146,7 @@ def report(wall, flops, rows, top):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="mini-128", choices=sorted(CONFIGS))
-    parser.add_argument("--path", default="step", choices=["step", "infer"])
+    parser.add_argument("--path", default="step", choices=["step", "infer", "fit", "predict"])
     parser.add_argument("--package", default="ours", choices=["ours", "hub"])
     parser.add_argument("--calls", type=int, default=3, help="calls profiled (and timed before, unprofiled)")
     parser.add_argument("--top", type=int, default=20)

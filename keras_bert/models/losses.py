@@ -28,16 +28,32 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         return ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0)
 
 
+def top1_correct(labels, logits):
+    """1.0 where the label's logit is the largest of its row (the argmax is the label), else 0.0.
+
+    Written as a max and a gather, not an argmax: XLA on CPU runs an argmax over BERT's 30522-wide
+    vocabulary as a slow variadic reduce (65 ms of a 1.2 s bert_mini pretraining `fit` step), while
+    the row max is cheap (the cross-entropy computes it too). A label tied with the maximum counts
+    as correct, where `argmax` would pick the first of the tied ids.
+
+    Args:
+        labels: int tensor `[...]`, valid class ids.
+        logits: float tensor `[..., num_classes]`.
+    """
+    label_logit = ops.take_along_axis(logits, ops.expand_dims(labels, -1), axis=-1)[..., 0]
+    return ops.cast(ops.greater_equal(label_logit, ops.max(logits, axis=-1)), "float32")
+
+
 @keras.saving.register_keras_serializable(package="keras_bert")
 class MaskedAccuracy(keras.metrics.Mean):
-    """Accuracy over positions whose label is >= 0."""
+    """Accuracy over positions whose label is >= 0 (and of nonzero `sample_weight`)."""
 
     def __init__(self, name="accuracy", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         labels, logits, weights = _masked(y_true, y_pred)
-        correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), labels), "float32")
+        correct = top1_correct(labels, logits)
         if sample_weight is not None:
             weights = weights * ops.cast(sample_weight, "float32")
         return super().update_state(correct, sample_weight=weights)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_bert.layers import MaskedLMHead, NextSentenceHead
+from keras_bert.models.losses import MaskedAccuracy
 from keras_bert.models.task import Task
 
 
@@ -57,7 +58,7 @@ class BertPretrainer(Task):
         self.nsp_head = nsp_head
         self.mlm_loss = keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="mlm_loss")
         self.nsp_loss = keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="nsp_loss")
-        self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
+        self.mlm_accuracy = MaskedAccuracy(name="mlm_accuracy")  # no argmax over the vocabulary
         self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
 
     def compile(self, optimizer="auto", **kwargs):

@@ -105,6 +105,33 @@ def test_pretrainer_fit_reports_bert_metrics_and_learns():
     assert evaluation["mlm_accuracy"] >= history["mlm_accuracy"][0]
 
 
+def test_mlm_accuracy_is_the_weighted_argmax_accuracy():
+    """`mlm_accuracy` (a max and a gather, no argmax) equals numpy's argmax accuracy over weighted positions."""
+    pretrainer = keras_bert.BertPretrainer(keras_bert.BertEncoder(tiny_config(initializer_range=0.5)))
+    pretrainer.compile(optimizer="adam")
+    x, y = pretraining_batch(batch=8, predictions=4, seed=3)
+    logits = to_numpy(pretrainer(x))["mlm_logits"]
+    # Make about half of the labels right, so that the metric has both outcomes to count.
+    y["mlm_labels"][::2] = logits.argmax(-1)[::2]
+    y["mlm_weights"][1, :2] = 0.0
+    correct = (logits.argmax(-1) == y["mlm_labels"]).astype("float32")
+    expected = (correct * y["mlm_weights"]).sum() / y["mlm_weights"].sum()
+    assert 0.3 < expected < 0.9
+    got = pretrainer.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)["mlm_accuracy"]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_top1_correct_matches_argmax():
+    from keras_bert.models.losses import top1_correct
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 5, 40)).astype("float32")
+    labels = rng.integers(0, 40, (3, 5)).astype("int32")
+    labels[0] = logits[0].argmax(-1)
+    got = to_numpy(top1_correct(keras.ops.convert_to_tensor(labels), keras.ops.convert_to_tensor(logits)))
+    np.testing.assert_array_equal(got, (logits.argmax(-1) == labels).astype("float32"))
+
+
 def test_pretrainer_rejects_wrong_targets():
     pretrainer = keras_bert.BertPretrainer(keras_bert.BertEncoder(tiny_config()))
     pretrainer.compile(optimizer="adam")
