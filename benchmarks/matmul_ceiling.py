@@ -73,7 +73,7 @@ def ceiling(name, mode, reps):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["mini-128", "mini-512", "base-128"], choices=sorted(CONFIGS))
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--compare", default=None, help="a `benchmarks.compare --json` file to set beside")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
