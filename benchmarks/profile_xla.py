@@ -1,11 +1,11 @@
 """Where an XLA-compiled training step or inference call spends its time, per layer and per kind of op.
 
-Runs one path of `benchmarks.compare` (step, infer, or each package's `fit`/`predict`; same model,
-same random batch, XLA on) under TensorFlow's
-profiler with XLA's per-op trace events, and joins each event with the TensorFlow op it was compiled
-from (the HLO dump's `op_name` metadata). It prints the wall time per call, the share spent in matmuls
-(and their GFLOP/s), the time of each layer (all blocks summed, forward and backward apart), and the
-slowest single ops: what is left to win once the matmuls run near the machine's peak.
+Runs one path of `benchmarks.compare` (`step`, `infer`, or each package's own `fit`/`predict`; same model,
+same random batch, XLA on) under TensorFlow's profiler with XLA's per-op trace events, and joins each
+event with the TensorFlow op it was compiled from (the HLO dump's `op_name` metadata). It prints the wall
+time per call, the share spent in matmuls (and their GFLOP/s), the time of each layer (all blocks summed,
+forward and backward apart), and the slowest single ops: what is left to win once the matmuls run near
+the machine's peak.
 
     python -m benchmarks.profile_xla --config mini-128 --path step
     python -m benchmarks.profile_xla --config base-128 --path infer --package hub --top 15
@@ -18,6 +18,7 @@ import collections
 import glob
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -66,11 +67,15 @@ def op_events(profile_dir):
     return totals
 
 
-MODEL_SCOPES = ("bert_pretrainer", "bert_encoder", "functional", "bert_backbone", "bert_masked_lm")
+MODEL_SCOPES = ("bert_pretrainer", "bert_encoder", "bert_classifier", "functional", "bert_backbone", "bert_masked_lm",
+                "bert_text_classifier")
 
 
 def layer_of(op_name):
-    """`bert_pretrainer_1/bert_encoder_1/transformer_block_2_1/intermediate_1/MatMul` -> `transformer_block/intermediate`.
+    """The layer of a TensorFlow op, without model scopes and `_N` suffixes.
+
+    `bert_pretrainer_1/bert_encoder_1/transformer_block_2_1/intermediate_1/MatMul` is in
+    `transformer_block/intermediate`.
 
     A gradient op, `gradient_tape/<forward op>/<gradient op>`, goes to its forward op's layer, marked.
     """
@@ -108,6 +113,8 @@ def profile(config_name, path, package, calls):
     profiled_calls = calls + 1 if path in ("fit", "predict") else calls  # they run one extra first batch
 
     modules, events = hlo_ops(dump_dir), op_events(profile_dir)
+    for directory in (dump_dir, profile_dir):
+        shutil.rmtree(directory, ignore_errors=True)
     # The module that took longest is the step (or inference call); the others are set-up.
     by_module = collections.Counter()
     for (module, _), ps in events.items():

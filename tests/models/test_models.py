@@ -240,7 +240,8 @@ def test_mixed_precision(policy):
         block = encoder.transformer_blocks[0]
         assert block.attention.qkv.compute_dtype == policy.split("_")[1]
         assert block.attention_layer_norm.compute_dtype == "float32"
-        assert keras.backend.standardize_dtype(encoder.token_embedding.embeddings.dtype) == "float32"  # variables stay float32
+        # Variables stay float32.
+        assert keras.backend.standardize_dtype(encoder.token_embedding.embeddings.dtype) == "float32"
         x, y = pretraining_batch()
         out = pretrainer(x)
         assert [keras.backend.standardize_dtype(out[k].dtype) for k in ("mlm_logits", "nsp_logits")] == ["float32"] * 2
