@@ -661,8 +661,9 @@ def main(argv=None):
     for row in rows:
         if row["config"] in best_peaks:
             row["peak_share"] = row["gflops"] / best_peaks[row["config"]][row["dtype"]]
+    machine = machine_description()
     print()
-    print(f"Machine: {machine_description()}; "
+    print(f"Machine: {machine}; "
           f"matmul peaks per worker (GFLOP/s, before/after): "
           + "; ".join(f"{w['config']}: f32 {w['peaks_before']['float32']:.0f}/{w['peaks_after']['float32']:.0f}, "
                       f"bf16 {w['peaks_before']['bfloat16']:.0f}/{w['peaks_after']['bfloat16']:.0f}"
@@ -693,7 +694,7 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(dict(machine=dict(processor=platform.processor(), cpus=os.cpu_count(),
-                                        platform=platform.platform(), description=machine_description()),
+                                        platform=platform.platform(), description=machine),
                            command=" ".join(["python -m benchmarks.compare"] + (argv or sys.argv[1:])),
                            seconds=time.time() - started, workers=workers, peer_workers=peer_workers,
                            results=rows,

@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 
-from benchmarks.compare import CONFIGS, flops_per_sequence
+# benchmarks.compare imports TensorFlow only inside its functions, so XLA_FLAGS can still be set below.
+from benchmarks.compare import CONFIGS, Variant, flops_per_sequence, make_runner, random_batch
 
 # `%name = f32[...]{...} opcode(...), ... metadata={op_type="MatMul" op_name="a/b/MatMul"`
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%(\S+) = .*? ([a-z][a-z0-9-]*)\(.*?metadata=\{op_type="([^"]*)" '
@@ -80,10 +81,10 @@ def layer_of(op_name):
     A gradient op, `gradient_tape/<forward op>/<gradient op>`, goes to its forward op's layer, marked.
     """
     backward = op_name.startswith("gradient_tape/")
-    path = op_name.split("/")[1:-1] if backward else op_name.split("/")
-    scopes = [re.sub(r"(_\d+)+$", "", p) for p in path[:-1]]
-    scopes = [scope for scope in scopes if scope not in MODEL_SCOPES]
-    layer = "/".join(scopes[:2]) or re.sub(r"(_\d+)+$", "", path[-1])
+    parts = op_name.split("/")
+    path = [re.sub(r"(_\d+)+$", "", p) for p in (parts[1:-1] if backward else parts)]  # no `_N` suffixes
+    scopes = [scope for scope in path[:-1] if scope not in MODEL_SCOPES]
+    layer = "/".join(scopes[:2]) or path[-1]
     return layer + (" (backward)" if backward else "")
 
 
@@ -95,8 +96,6 @@ def profile(config_name, path, package, calls):
                                f" --xla_dump_to={dump_dir} --xla_dump_hlo_as_text --xla_dump_hlo_pass_re=^$")
     import keras_bert
     import tensorflow as tf
-
-    from benchmarks.compare import Variant, make_runner, random_batch
 
     preset, seq, batch = CONFIGS[config_name]
     config = keras_bert.BertConfig.from_preset(preset, hidden_act="gelu_new")
