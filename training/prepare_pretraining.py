@@ -38,13 +38,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args(argv)
 
-    from keras_bert.data import (
-        PretrainingStats,
-        create_pretraining_instances,
-        read_documents,
-        shard_statistics,
-        write_instances,
-    )
+    from keras_bert.data import shard_statistics, write_pretraining_data
     from keras_bert.tokenization import BertTokenizer
 
     files = []
@@ -54,28 +48,20 @@ def main(argv=None):
             raise SystemExit(f"error: --corpus {pattern!r} matches no file")
         files.extend(matches)
     tokenizer = BertTokenizer(args.vocab, lowercase=not args.cased)
-    stats = PretrainingStats()
-    documents = read_documents(files, tokenizer, stats)
-    instances = create_pretraining_instances(
-        documents,
+    paths, stats = write_pretraining_data(
+        files,
         tokenizer,
-        max_seq_length=args.max_seq_length,
-        dupe_factor=args.dupe_factor,
-        short_seq_prob=args.short_seq_prob,
-        masked_lm_prob=args.masked_lm_prob,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        whole_word_masking=args.whole_word_masking,
-        mask=not args.dynamic_masking,
-        seed=args.seed,
-        stats=stats,
-    )
-    paths = write_instances(
-        instances,
         args.out,
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
         num_shards=args.num_shards,
         compression="GZIP" if args.gzip else None,
+        dupe_factor=args.dupe_factor,
+        short_seq_prob=args.short_seq_prob,
+        masked_lm_prob=args.masked_lm_prob,
+        whole_word_masking=args.whole_word_masking,
+        mask=not args.dynamic_masking,
+        seed=args.seed,
     )
     print(stats.summary())
     print(f"shards: {len(paths)} in {args.out}")

@@ -63,18 +63,14 @@ def build_pretraining_files(config, tokenizer):
     if not os.path.exists(done):
         if not config.corpus:
             raise SystemExit("error: give --train-files, or --corpus to build pretraining data from")
-        stats = bert_data.PretrainingStats()
-        documents = bert_data.read_documents(config.corpus, tokenizer, stats)
-        instances = bert_data.create_pretraining_instances(
-            documents, tokenizer, max_seq_length=config.max_seq_length, dupe_factor=config.dupe_factor,
-            masked_lm_prob=config.masked_lm_prob, max_predictions_per_seq=config.max_predictions_per_seq,
-            whole_word_masking=config.whole_word_masking, seed=config.seed, stats=stats)
-        bert_data.write_instances(instances, data_dir, max_seq_length=config.max_seq_length,
-                                  max_predictions_per_seq=config.max_predictions_per_seq, num_shards=2)
+        _, stats = bert_data.write_pretraining_data(
+            config.corpus, tokenizer, data_dir, max_seq_length=config.max_seq_length,
+            max_predictions_per_seq=config.max_predictions_per_seq, num_shards=2, dupe_factor=config.dupe_factor,
+            masked_lm_prob=config.masked_lm_prob, whole_word_masking=config.whole_word_masking, seed=config.seed)
         summary = stats.summary()
         print("[data] " + summary.replace("\n", "\n[data] "), flush=True)
         with open(done, "w") as f:
-            f.write(f"{len(instances)} instances\n{summary}\n")
+            f.write(f"{stats.instances} instances\n{summary}\n")
     return sorted(glob.glob(os.path.join(data_dir, "*.tfrecord*")))
 
 

@@ -16,6 +16,7 @@ from keras_bert.data.pretraining import (
     read_documents,
     shard_statistics,
     write_instances,
+    write_pretraining_data,
 )
 from keras_bert.data.batching import batch_packed_examples
 from keras_bert.data.classification import (

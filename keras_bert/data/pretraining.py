@@ -465,6 +465,35 @@ def write_instances(
     return paths
 
 
+def write_pretraining_data(corpus, tokenizer, output_dir, *, max_seq_length, max_predictions_per_seq,
+                           num_shards=1, compression=None, **instance_options):
+    """Raw text files -> sharded pretraining TFRecords (`read_documents`, then `create_pretraining_instances`,
+    then `write_instances`), the one path of `training.pretrain` and `training.prepare_pretraining`.
+
+    Args:
+        corpus: list[str], text files (one segment a line, blank line between documents).
+        tokenizer: keras_bert.tokenization.BertTokenizer.
+        output_dir: str, created if missing.
+        max_seq_length: int, packed and padded sequence length.
+        max_predictions_per_seq: int, cap on (and padded number of) predictions.
+        num_shards: int, number of files.
+        compression: None or "GZIP".
+        **instance_options: other `create_pretraining_instances` arguments (dupe_factor, seed, ...).
+
+    Returns:
+        (list[str], PretrainingStats): the written shard paths and the corpus/instance statistics.
+    """
+    stats = PretrainingStats()
+    documents = read_documents(corpus, tokenizer, stats)
+    instances = create_pretraining_instances(documents, tokenizer, max_seq_length=max_seq_length,
+                                             max_predictions_per_seq=max_predictions_per_seq, stats=stats,
+                                             **instance_options)
+    paths = write_instances(instances, output_dir, max_seq_length=max_seq_length,
+                            max_predictions_per_seq=max_predictions_per_seq, num_shards=num_shards,
+                            compression=compression)
+    return paths, stats
+
+
 def detect_compression(path):
     """Returns "GZIP" if a file starts with the gzip magic bytes, else "".
 
