@@ -11,8 +11,8 @@ SST-2: fine-tuning on the first `--sst2-examples` (default 2,000) sentences of
         (pads every sentence to 128) + its default `compile()` + `fit` on raw strings.
 Pretraining: `--pretrain-steps` steps (default 30) of batch 32 on two books of
 `../shared/data/english_books` (carroll-alice, austen-persuasion).
-  ours: `read_documents` + `create_pretraining_instances(max_seq_length=128,
-        dupe_factor=1)` + `write_instances` + `pretraining_dataset` + `BertPretrainer` (MLM+NSP).
+  ours: `write_pretraining_data(max_seq_length=128, dupe_factor=1)` (read_documents,
+        create_pretraining_instances, write_instances) + `pretraining_dataset` + `BertPretrainer` (MLM+NSP).
   hub:  `BertMaskedLM` with `BertMaskedLMPreprocessor(sequence_length=128)` on
         the raw lines (one sentence per line, its default workflow).
 Both packages run two epochs (of the subset / of the step count); the second
@@ -123,7 +123,7 @@ def pretraining(config, steps, batch_size=32):
     import tensorflow as tf
 
     import keras_bert
-    from keras_bert.data import create_pretraining_instances, pretraining_dataset, read_documents, write_instances
+    from keras_bert.data import pretraining_dataset, write_pretraining_data
     from keras_bert.tokenization import BertTokenizer
 
     paths = [os.path.join(DATA, "english_books", b) for b in BOOKS]
@@ -133,11 +133,8 @@ def pretraining(config, steps, batch_size=32):
     keras.utils.set_random_seed(0)
     tokenizer = BertTokenizer(VOCAB, lowercase=True)
     start = time.perf_counter()
-    documents = read_documents(paths, tokenizer)
-    instances = create_pretraining_instances(documents, tokenizer, max_seq_length=128, dupe_factor=1,
-                                             max_predictions_per_seq=20, seed=0)
-    tmp = tempfile.mkdtemp(prefix="bert_real_text_")
-    files = write_instances(instances, tmp, max_seq_length=128, max_predictions_per_seq=20)
+    files, stats = write_pretraining_data(paths, tokenizer, tempfile.mkdtemp(prefix="bert_real_text_"),
+                                          max_seq_length=128, max_predictions_per_seq=20, dupe_factor=1, seed=0)
     prepare_s = time.perf_counter() - start
     dataset = pretraining_dataset(files, batch_size, seed=0)
     real = total = 0
@@ -151,7 +148,7 @@ def pretraining(config, steps, batch_size=32):
     model.fit(dataset, steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[timer.callback])
     result["ours"] = dict(seconds=timer.times[-1], first_epoch_s=timer.times[0], real_tokens=real,
                           total_tokens=total, tokens_per_s=real / timer.times[-1],
-                          instance_preparation_s=prepare_s, instances=len(instances))
+                          instance_preparation_s=prepare_s, instances=stats.instances)
     print(f"[pretraining] ours {result['ours']}", flush=True)
     # --- keras-hub
     keras.utils.set_random_seed(0)
