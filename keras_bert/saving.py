@@ -33,8 +33,9 @@ def save(model, directory, vocab_file=None, lowercase=None, overwrite=True):
     Args:
         model: a `BertEncoder` or a model with an `.encoder`.
         directory: str. Created if missing.
-        vocab_file: str or None. WordPiece vocab copied to `vocab.txt`.
-        lowercase: bool or None. Tokenizer casing; None uses `config.lowercase`.
+        vocab_file: str or None. WordPiece vocab copied to `vocab.txt`; None: the model's preprocessor's
+            vocabulary when it has one (text-in models).
+        lowercase: bool or None. Tokenizer casing; None uses the preprocessor's, else `config.lowercase`.
         overwrite: bool. Replace an existing `model.keras`.
 
     Returns:
@@ -52,6 +53,12 @@ def save(model, directory, vocab_file=None, lowercase=None, overwrite=True):
     os.replace(tmp_path, model_path)
     config.to_json(os.path.join(directory, "config.json"))
     vocab_name = None
+    preprocessor = getattr(model, "preprocessor", None)
+    if vocab_file is None and preprocessor is not None:  # A text-in model: its own vocabulary.
+        with open(os.path.join(directory, VOCAB_FILE), "w", encoding="utf-8") as f:
+            f.write("".join(token + "\n" for token in preprocessor.tokenizer.get_vocabulary()))
+        vocab_file = os.path.join(directory, VOCAB_FILE)
+        lowercase = preprocessor.lowercase if lowercase is None else lowercase
     if vocab_file is not None:
         target = os.path.join(directory, VOCAB_FILE)
         if os.path.abspath(vocab_file) != os.path.abspath(target):

@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-TASKS = ("classification", "regression", "ner", "qa", "embedding", "fill_mask")
+from keras_bert.tasks.kinds import KINDS
 
 
 def parse_args(argv=None):
@@ -29,7 +29,9 @@ def parse_args(argv=None):
     """
     parser = argparse.ArgumentParser(prog="python -m serving.export", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="a keras_bert model directory (keras_bert.load reads it)")
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", choices=KINDS, default=None, metavar="{" + ",".join(KINDS) + "}",
+                        help="what the exported graph post-processes (default: the model's own task; "
+                             "embedding for an encoder)")
     parser.add_argument("--out", required=True, help="BASE/NAME: versions go to BASE/NAME/<version>/")
     parser.add_argument("--version", type=int, default=None, help="version number (default: the next one)")
     parser.add_argument("--max-length", type=int, default=None,

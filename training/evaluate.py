@@ -1,69 +1,68 @@
-"""Evaluates a fine-tuned model on a task's dev (or any) file: metrics JSON and predictions.
+"""Evaluates a fine-tuned model on a dev (or any) file: `metrics.json` and the predictions.
 
-    python -m training.evaluate --model DIR --task {sst2,assin2_rte,assin2_sts,squad,harem} \
-        [--data FILE] --output-dir OUT [--config FILE] [--max-seq-length N] [--eval-batch-size N]
+    python -m training.evaluate --model DIR --data FILE --output-dir OUT [--config RECIPE.yaml] [--flags]
 
-`--model` is a directory written by `training.finetune` (or `keras_bert.save`);
-its vocab.txt, casing and class/tag names are used. Sequence settings
-(max_seq_length, doc_stride, ...) come from `--config`, by default the task's
-fine-tuning config in training/configs/, and flags override them; `--data`
-defaults to the config's validation file. Writes `OUT/metrics.json` and
-`OUT/predictions.tsv` (`predictions.json` for SQuAD: question id -> answer),
-with the very evaluation code of `training.finetune`.
+`--model` is a directory written by `training.finetune` (or `keras_bert.save`); its task, labels,
+vocabulary and casing are the model's own. The data keys (format, columns, sequence settings) come
+from `--config` (e.g. the recipe the model was trained with) and flags override them; `--data`
+defaults to the config's `validation_file`. The metrics and predictions are the task's own, as in
+`training.finetune`.
 """
 
-import argparse
+import dataclasses
 import json
-import os
+import typing
 
 import keras_bert
+from keras_bert import tasks
 from keras_bert.tokenization import BertTokenizer
-from keras_bert.trainer import ConfigError, FinetuneConfig, load_config
-from training import finetune
+from keras_bert.trainer import ConfigError, data_file, parse_job_config, run
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="fine-tuned model directory (keras_bert.load reads it)")
-    parser.add_argument("--task", required=True, choices=sorted(finetune.TASKS))
-    parser.add_argument("--data", help="file to evaluate (default: the config's validation file)")
-    parser.add_argument("--output-dir", required=True, help="where metrics.json and predictions go")
-    parser.add_argument("--config", help="FinetuneConfig YAML (default: the task's training/configs file)")
-    for flag, kind in (("--max-seq-length", int), ("--eval-batch-size", int), ("--max-eval-examples", int),
-                       ("--doc-stride", int), ("--max-query-length", int)):
-        parser.add_argument(flag, type=kind)
-    args = parser.parse_args(argv)
-    path = args.config or os.path.join(finetune.REPO_ROOT, "training", "configs", finetune.TASKS[args.task]["config"])
-    overrides = {"task": args.task, "validation_file": args.data, "max_seq_length": args.max_seq_length,
-                 "eval_batch_size": args.eval_batch_size, "max_eval_examples": args.max_eval_examples,
-                 "doc_stride": args.doc_stride, "max_query_length": args.max_query_length}
-    config = load_config(FinetuneConfig, path, overrides)
-    finetune.check_task_config(config)
-    return args, config
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig(tasks.DataOptions):
+    """The evaluation job's config: the data keys and these.
+
+    Args:
+        model: str or None. The fine-tuned model directory.
+        data: str or None. The file to evaluate; None: `validation_file`.
+        validation_file: str or None. The recipe's dev file (the default of `data`).
+        output_dir: str or None. Where `metrics.json` and the predictions go.
+    """
+
+    model: typing.Optional[str] = None
+    data: typing.Optional[str] = None
+    validation_file: typing.Optional[str] = None
+    output_dir: typing.Optional[str] = None
 
 
 def main(argv=None):
-    args, config = parse_args(argv)
-    kind = finetune.TASKS[config.task]["kind"]
-    settings = keras_bert.load_tokenizer_settings(args.model)
-    if not settings.get("vocab_file"):
-        raise ConfigError(f"{args.model} has no vocab.txt")
-    tokenizer = BertTokenizer(settings["vocab_file"], lowercase=settings["lowercase"])
-    model = keras_bert.load(args.model)
-    expected = {"classification": "BertClassifier", "regression": "BertRegressor", "squad": "BertQuestionAnswerer",
-                "ner": "BertTokenClassifier"}[kind]
-    if type(model).__name__ != expected:
-        raise ConfigError(f"task {config.task!r} needs a {expected}; {args.model} holds a {type(model).__name__}")
+    config = parse_job_config(EvaluateConfig, argv, __doc__.splitlines()[0], ignore_unknown=True)
+    for flag, value in (("--model", config.model), ("--output-dir", config.output_dir)):
+        if not value:
+            raise ConfigError(f"{flag} is required")
+    path = data_file(config.data or config.validation_file, "--data")
+
+    # --- The model, its task and tokenizer ---
+    model = keras_bert.load(config.model)
+    task = tasks.for_model(model)
     labels = getattr(model, "labels", None)
-    if kind in ("classification", "ner") and not labels:
-        raise ConfigError(f"{args.model}: the model has no class/tag names (labels); save it with labels")
-    data = finetune.read_task_data(config, finetune.data_path(config, "validation"), tokenizer, training=False,
-                                   label_list=labels)
-    metrics, predictions = finetune.evaluate(kind, data, finetune.predict(model, data), labels)
-    finetune.write_outputs(args.output_dir, kind, data, predictions, metrics, None, tokenizer)
-    print(f"[evaluate] {config.task} on {finetune.data_path(config, 'validation')}: " + json.dumps(metrics))
+    if task.name in ("classification", "token_classification") and not labels:
+        raise ConfigError(f"{config.model}: the model has no class/tag names (labels); save it with labels")
+    settings = keras_bert.load_tokenizer_settings(config.model)
+    if not settings.get("vocab_file"):
+        raise ConfigError(f"{config.model} has no vocab.txt")
+    tokenizer = BertTokenizer(settings["vocab_file"], lowercase=settings["lowercase"])
+
+    # --- Data, predictions, metrics ---
+    data = task.read(path, config, tokenizer, batch_size=config.eval_batch_size, training=False, labels=labels,
+                     limit=config.max_eval_examples)
+    metrics, predictions = task.evaluate(data, task.predict(model, data), labels, config)
+    tasks.write_metrics(config.output_dir, metrics)
+    task.write_predictions(config.output_dir, data, predictions, tokenizer)
+    print(f"[evaluate] {task.name} on {path}: " + json.dumps(metrics))
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -36,4 +36,4 @@ from keras_bert.data.ner import (
     read_conll,
     read_harem,
 )
-from keras_bert.data.squad import SquadWindow, best_answers, read_squad, squad_dataset
+from keras_bert.data.squad import SquadWindow, read_squad, read_squad_records, squad_dataset, squad_windows

@@ -12,7 +12,7 @@ from keras_bert.data.batching import batch_packed_examples
 from keras_bert.data.errors import DataError, SkipCounter
 
 IGNORE_LABEL = -1
-_SCHEME_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "BILOU": "BILU"}
+_SCHEME_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES", "BILOU": "BILU"}
 
 
 @dataclasses.dataclass
@@ -42,7 +42,7 @@ def read_conll(path, *, scheme="IOB2", token_column=0, tag_column=-1):
 
     Args:
         path: str, e.g. ../shared/data/portuguese/ner_conll/lener_br/dev.conll.
-        scheme: "IOB1", "IOB2" or "BILOU"; tags are validated against it.
+        scheme: "IOB1", "IOB2", "BIOES" or "BILOU"; tags are validated against it.
         token_column: int, column of the token.
         tag_column: int, column of the tag.
 
@@ -154,9 +154,48 @@ def labels_from_tags(sentences):
     return ["O"] + sorted(tags - {"O"})
 
 
-def read_harem(path, tokenizer, *, classes, sequence_length=128):
-    """Reads HAREM JSON (documents with character-offset entities) into IOB2 word-piece labels.
+def _read_offset_documents(path):
+    """Documents of character-offset NER JSON, normalized to `doc_text` / `start_offset` / `end_offset` keys."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try:
+        documents = json.loads(text)
+    except json.JSONDecodeError as error:
+        try:  # JSON lines
+            documents = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+    if not isinstance(documents, list):
+        raise DataError(f"{path}: expected a list of documents, got {type(documents).__name__}")
+    normalized = []
+    for number, doc in enumerate(documents, start=1):
+        where = f"{path}: document {number}"
+        if not isinstance(doc, dict) or not isinstance(doc.get("doc_text", doc.get("text")), str):
+            raise DataError(f"{where}: needs a string 'doc_text' (or 'text')")
+        entities = []
+        for k, entity in enumerate(doc.get("entities", [])):
+            try:
+                start = int(entity.get("start_offset", entity.get("start")))
+                end = int(entity.get("end_offset", entity.get("end")))
+                label = str(entity["label"])
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise DataError(f"{where}: entity {k}: needs integer 'start_offset'/'end_offset' (or "
+                                f"'start'/'end') and a 'label'") from None
+            entities.append(dict(entity, start_offset=start, end_offset=end, label=label))
+        normalized.append(dict(doc, doc_text=doc.get("doc_text", doc.get("text")), entities=entities))
+    return normalized
 
+
+def read_harem(path, tokenizer, *, classes=None, sequence_length=128):
+    """Reads character-offset NER JSON (HAREM's layout) into IOB2 word-piece labels.
+
+    A list of documents (or JSON lines), each `{"doc_text" or "text": str, "entities": [{"start_offset" or
+    "start": int, "end_offset" or "end": int, "label": str}, ...]}`, offsets in characters, end exclusive.
     The first piece of each word is labelled (B-X for the first word of an entity,
     I-X for the next ones, O outside); "##" pieces and specials get -1. Documents are
     cut into consecutive windows of `sequence_length - 2` pieces, at word starts.
@@ -164,27 +203,26 @@ def read_harem(path, tokenizer, *, classes, sequence_length=128):
     Args:
         path: str, e.g. ../shared/data/portuguese/harem_bertimbau/MiniHAREM-selective.json.
         tokenizer: keras_bert.tokenization.BertTokenizer.
-        classes: list[str] or str path to classes-*.txt (entity classes).
+        classes: list[str], str path to a file of classes (one a line), or None: the sorted entity labels
+            of this file. Entities of other classes are skipped and counted.
         sequence_length: int, packed length.
 
     Returns:
         NerExamples with label_list ["O", "B-C1", "I-C1", ...].
     """
     path = os.fspath(path)
+    documents = _read_offset_documents(path)
     if isinstance(classes, (str, os.PathLike)):
         with open(classes, encoding="utf-8") as handle:
             classes = [c.strip() for c in handle.read().split("\n") if c.strip()]
+    if classes is None:
+        classes = sorted({entity["label"] for doc in documents for entity in doc["entities"]})
     label_list = ["O"] + [f"{p}-{c}" for c in classes for p in ("B", "I")]
     index = {tag: i for i, tag in enumerate(label_list)}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            documents = json.load(handle)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
     skipped = SkipCounter()
     texts = [doc["doc_text"] for doc in documents]
+    if not texts:
+        raise DataError(f"{path}: no documents")
     ids, starts, _ = tokenizer.tokenize_with_offsets(tf.constant(texts))
     ids, starts = ids.to_list(), starts.to_list()
     vocabulary = tokenizer.get_vocabulary()
@@ -197,6 +235,9 @@ def read_harem(path, tokenizer, *, classes, sequence_length=128):
         spans = []
         for entity in doc.get("entities", []):
             start, end, label = entity["start_offset"], entity["end_offset"], entity["label"]
+            if not 0 <= start < end <= len(text):
+                raise DataError(f"{path}: document {number} ({doc.get('doc_id')}): entity "
+                                f"{entity.get('entity_id')} offsets [{start}, {end}) outside its {len(text)} characters")
             if text[start:end] != entity.get("text", text[start:end]):
                 raise DataError(f"{path}: document {number} ({doc.get('doc_id')}): entity "
                                 f"{entity.get('entity_id')} text does not match its offsets")

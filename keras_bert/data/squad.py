@@ -40,32 +40,14 @@ def _char_offsets(text, byte_starts, byte_ends):
     return [int(char_of_byte[s]) for s in byte_starts], [int(char_of_byte[e - 1]) + 1 for e in byte_ends]
 
 
-def read_squad(
-    path,
-    tokenizer,
-    *,
-    sequence_length=384,
-    doc_stride=128,
-    max_query_length=64,
-    skip_mismatched_answers=True,
-):
-    """Reads SQuAD v1.1 JSON into packed windows with start/end labels.
+def read_squad_records(path):
+    """Reads SQuAD v1.1 JSON into `(question_id, question, context, answers)` records.
 
     Args:
         path: str, e.g. ../shared/data/squad/dev-v1.1.json.
-        tokenizer: keras_bert.tokenization.BertTokenizer.
-        sequence_length: int, packed length.
-        doc_stride: int, pieces between the starts of consecutive context windows.
-        max_query_length: int, question pieces kept.
-        skip_mismatched_answers: bool. An answer whose `answer_start` does not
-            point at its text in the context is skipped and counted
-            (`answer_mismatch`) when True, else raises DataError.
 
     Returns:
-        tuple (features, windows, skipped): features = dict of numpy arrays
-        ("token_ids", "segment_ids", "padding_mask" int32 [N, S], "start_positions",
-        "end_positions" int32 [N]); windows = list[SquadWindow] aligned with rows;
-        skipped = SkipCounter.
+        list of tuples; `answers` is a list of `{"text", "answer_start"}` dicts (may be empty).
     """
     path = os.fspath(path)
     try:
@@ -73,15 +55,69 @@ def read_squad(
             articles = json.load(handle)["data"]
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, KeyError) as error:
-        raise DataError(f"{path}: not SQuAD JSON ({error})") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+    except (KeyError, TypeError):
+        raise DataError(f"{path}: not SQuAD JSON (no top-level 'data' list)") from None
+    records = []
+    try:
+        for a, article in enumerate(articles):
+            for p, paragraph in enumerate(article["paragraphs"]):
+                for q, qa in enumerate(paragraph["qas"]):
+                    where = f"data[{a}].paragraphs[{p}].qas[{q}]"
+                    if not isinstance(qa.get("question"), str) or "id" not in qa:
+                        raise DataError(f"{path}: {where}: needs a string 'question' and an 'id'")
+                    records.append((str(qa["id"]), qa["question"], paragraph["context"], qa.get("answers", [])))
+    except (KeyError, TypeError, AttributeError) as error:
+        raise DataError(f"{path}: not SQuAD JSON (missing or malformed field {error})") from None
+    if not records:
+        raise DataError(f"{path}: no questions")
+    return records
+
+
+def read_squad(path, tokenizer, **window_kwargs):
+    """Reads SQuAD v1.1 JSON into packed windows with start/end labels (see `squad_windows`)."""
+    return squad_windows(read_squad_records(path), tokenizer, source=os.fspath(path), **window_kwargs)
+
+
+def squad_windows(
+    records,
+    tokenizer,
+    *,
+    sequence_length=384,
+    doc_stride=128,
+    max_query_length=64,
+    skip_mismatched_answers=True,
+    source="<records>",
+):
+    """Packs question/context records into doc_stride windows with start/end labels.
+
+    Args:
+        records: list of `(question_id, question, context, answers)`; `answers` is a list of
+            `{"text", "answer_start"}` dicts (the first one is the training target).
+        tokenizer: keras_bert.tokenization.BertTokenizer.
+        sequence_length: int, packed length.
+        doc_stride: int, pieces between the starts of consecutive context windows.
+        max_query_length: int, question pieces kept.
+        skip_mismatched_answers: bool. An answer whose `answer_start` does not
+            point at its text in the context is skipped and counted
+            (`answer_mismatch`) when True, else raises DataError.
+        source: str. Named in errors.
+
+    Returns:
+        tuple (features, windows, skipped): features = dict of numpy arrays
+        ("token_ids", "segment_ids", "padding_mask" int32 [N, S], "start_positions",
+        "end_positions" int32 [N]); windows = list[SquadWindow] aligned with rows;
+        skipped = SkipCounter.
+    """
     skipped = SkipCounter()
-    contexts, questions = [], []
-    for article in articles:
-        for paragraph in article["paragraphs"]:
-            contexts.append(paragraph["context"])
-            for qa in paragraph["qas"]:
-                questions.append((len(contexts) - 1, qa))
+    context_index, contexts = {}, []
+    for _, _, context, _ in records:
+        if context not in context_index:
+            context_index[context] = len(contexts)
+            contexts.append(context)
     context_ids, starts, ends = [], [], []
     for begin in range(0, len(contexts), 512):
         ids, s, e = tokenizer.tokenize_with_offsets(tf.constant(contexts[begin : begin + 512]))
@@ -91,34 +127,34 @@ def read_squad(
             starts.append(char_starts)
             ends.append(char_ends)
     question_ids = []
-    question_texts = [qa["question"] for _, qa in questions]
+    question_texts = [question for _, question, _, _ in records]
     for begin in range(0, len(question_texts), 4096):
         question_ids += tokenizer(tf.constant(question_texts[begin : begin + 4096])).to_list()
     cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
     rows = {k: [] for k in ("token_ids", "segment_ids", "padding_mask", "start_positions", "end_positions")}
     windows = []
-    for (context_index, qa), query in zip(questions, question_ids):
-        context = contexts[context_index]
+    for (question_id, _, context, answers), query in zip(records, question_ids):
+        index = context_index[context]
         query = query[:max_query_length]
-        answer_texts = [a["text"] for a in qa.get("answers", [])]
+        answer_texts = [a["text"] for a in answers]
         answer_start_piece = answer_end_piece = None
-        if qa.get("answers"):
-            answer = qa["answers"][0]
+        if answers:
+            answer = answers[0]
             char_start = int(answer["answer_start"])
             char_end = char_start + len(answer["text"])
             if context[char_start:char_end] != answer["text"]:
                 if not skip_mismatched_answers:
-                    raise DataError(f"{path}: question {qa['id']}: answer {answer['text']!r} not at "
+                    raise DataError(f"{source}: question {question_id}: answer {answer['text']!r} not at "
                                     f"answer_start {char_start} of its context")
                 skipped["answer_mismatch"] += 1
                 continue
-            piece_starts, piece_ends = starts[context_index], ends[context_index]
+            piece_starts, piece_ends = starts[index], ends[index]
             overlapping = [i for i, (s, e) in enumerate(zip(piece_starts, piece_ends)) if s < char_end and e > char_start]
             if not overlapping:
                 skipped["answer_without_pieces"] += 1
                 continue
             answer_start_piece, answer_end_piece = overlapping[0], overlapping[-1]
-        pieces = context_ids[context_index]
+        pieces = context_ids[index]
         max_context = sequence_length - len(query) - 3
         window_start = 0
         while True:
@@ -141,14 +177,15 @@ def read_squad(
             rows["start_positions"].append(start_position)
             rows["end_positions"].append(end_position)
             spans = {
-                offset + i - window_start: (starts[context_index][i], ends[context_index][i])
+                offset + i - window_start: (starts[index][i], ends[index][i])
                 for i in range(window_start, window_end)
             }
-            windows.append(SquadWindow(qa["id"], context, spans, answer_texts))
+            windows.append(SquadWindow(question_id, context, spans, answer_texts))
             if window_end >= len(pieces):
                 break
             window_start += doc_stride
-    features = {k: np.asarray(v, np.int32) for k, v in rows.items()}
+    features = {k: np.asarray(v, np.int32).reshape((-1, sequence_length) if k.endswith(("_ids", "_mask")) else -1)
+                for k, v in rows.items()}
     return features, windows, skipped
 
 
@@ -171,34 +208,3 @@ def squad_dataset(features, batch_size, *, shuffle=False, seed=None, drop_remain
     if shuffle:
         dataset = dataset.shuffle(len(features["token_ids"]), seed=seed)
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-
-
-def best_answers(start_logits, end_logits, windows, max_answer_length=30):
-    """Maps per-window start/end logits back to answer text (best span per question).
-
-    Args:
-        start_logits: float array [N, S].
-        end_logits: float array [N, S].
-        windows: list[SquadWindow] aligned with the rows.
-        max_answer_length: int, longest span in pieces.
-
-    Returns:
-        dict[str, str]: question id -> predicted answer text.
-    """
-    best = {}
-    for row, window in enumerate(windows):
-        positions = sorted(window.token_char_spans)
-        scores_start, scores_end = np.asarray(start_logits[row]), np.asarray(end_logits[row])
-        top_starts = [p for p in np.argsort(-scores_start)[:20] if p in window.token_char_spans]
-        top_ends = [p for p in np.argsort(-scores_end)[:20] if p in window.token_char_spans]
-        for s in top_starts:
-            for e in top_ends:
-                if e < s or e - s + 1 > max_answer_length:
-                    continue
-                score = scores_start[s] + scores_end[e]
-                if window.question_id not in best or score > best[window.question_id][0]:
-                    text = window.context[window.token_char_spans[s][0] : window.token_char_spans[e][1]]
-                    best[window.question_id] = (score, text)
-        if window.question_id not in best and positions:
-            best[window.question_id] = (-np.inf, "")
-    return {k: v[1] for k, v in best.items()}

@@ -156,7 +156,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
     Args:
         model: keras.Model. A keras_bert model fitting `task` (see `task_model`).
         out: str. `BASE/NAME`, the model's directory in TF Serving's layout.
-        task: str. classification, regression, ner, qa, embedding or fill_mask.
+        task: str or None. A `keras_bert.tasks.KINDS` name; None: the model's own task (embedding for an encoder).
         vocabulary: str or list[str]. The WordPiece vocabulary.
         lowercase: bool. Tokenizer casing.
         version: int or None. None: the next integer after the existing versions.
@@ -175,6 +175,10 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
     model_name = os.path.basename(out)
     if not model_name:
         raise ValueError(f"--out must be BASE/NAME, got {out!r}")
+    if task is None:
+        from keras_bert import tasks
+
+        task = tasks.for_model(model).name
     module = ServingModule(task_model(model, task, pooling), task, vocabulary, lowercase=lowercase,
                            max_length=max_length, pair=pair, top_k=top_k, max_answer_length=max_answer_length)
     os.makedirs(out, exist_ok=True)
@@ -201,7 +205,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
     return final
 
 
-def export_model_dir(model_dir, out, task, mixed_precision=None, **kwargs):
+def export_model_dir(model_dir, out, task=None, mixed_precision=None, **kwargs):
     """Loads a keras_bert model directory (model + tokenizer settings) and exports it.
 
     Args:

@@ -33,6 +33,8 @@ class BertPretrainer(Task):
     >>> pretrainer.compile(optimizer="adam")
     """
 
+    task_kind = "fill_mask"
+
     def __init__(self, encoder, **kwargs):
         config = encoder.config
         # === Layers ===

@@ -57,6 +57,7 @@ class BertClassifier(Task):
             encoder's hidden dropout.
     """
 
+    task_kind = "classification"
     config_keys = ("num_classes", "labels", "dropout")
 
     def __init__(self, encoder, num_classes=2, labels=None, dropout=None, **kwargs):
@@ -89,6 +90,7 @@ class BertRegressor(Task):
         dropout: float or None. Dropout before the output layer.
     """
 
+    task_kind = "regression"
     config_keys = ("dropout",)
 
     def __init__(self, encoder, dropout=None, **kwargs):
@@ -126,6 +128,7 @@ class BertTokenClassifier(Task):
         dropout: float or None. Dropout before the output layer.
     """
 
+    task_kind = "token_classification"
     config_keys = ("num_classes", "labels", "dropout")
 
     def __init__(self, encoder, num_classes, labels=None, dropout=None, **kwargs):
@@ -143,6 +146,12 @@ class BertTokenClassifier(Task):
         loss = MaskedSparseCategoricalCrossentropy() if loss == "auto" else loss
         metrics = [MaskedAccuracy(name="accuracy")] if metrics == "auto" else metrics
         super().compile(optimizer=self._resolve_optimizer(optimizer, 5e-5), loss=loss, metrics=metrics, **kwargs)
+
+    def predict_tags(self, x, batch_size=32):
+        """A tag per word of texts (split at whitespace) or word lists: lists of `(word, tag)` (text-in models)."""
+        from keras_bert.tasks import predict_tags  # TensorFlow only
+
+        return predict_tags(self, x, batch_size=batch_size)
 
 
 @keras.saving.register_keras_serializable(package="keras_bert")
@@ -190,6 +199,7 @@ class BertQuestionAnswerer(Task):
         encoder: `BertEncoder`.
     """
 
+    task_kind = "question_answering"
     def __init__(self, encoder, **kwargs):
         # === Layers ===
         span_logits = SpanLogits(encoder.config.initializer_range, name="span_logits")
@@ -217,6 +227,12 @@ class BertQuestionAnswerer(Task):
         if self.losses:
             total = total + ops.sum(self.losses)
         return total
+
+    def answer(self, questions, contexts, max_answer_length=30, batch_size=32):
+        """Answers with their character spans: a list of `{"text", "start", "end", "score"}` (text-in models)."""
+        from keras_bert.tasks import answer  # TensorFlow only
+
+        return answer(self, questions, contexts, max_answer_length=max_answer_length, batch_size=batch_size)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.start_accuracy.update_state(y["start_positions"], y_pred["start_logits"])
@@ -246,6 +262,7 @@ class BertEmbedder(Task):
         normalize: bool. Scale embeddings to unit length.
     """
 
+    task_kind = "embedding"
     config_keys = ("pooling", "normalize")
 
     def __init__(self, encoder, pooling="mean", normalize=False, **kwargs):

@@ -1,6 +1,6 @@
 """One config parser for every training job: YAML file + `--flag` overrides -> a frozen dataclass.
 
-Each job declares a dataclass (`PretrainConfig`, `FinetuneConfig`); its fields
+Each job declares a dataclass (`PretrainConfig`, `training.finetune.FinetuneConfig`); its fields
 are the only keys a YAML file may set. Unknown keys and values of the wrong type
 fail with an error naming the key and the file, before anything is built.
 
@@ -11,9 +11,12 @@ Example:
 import argparse
 import dataclasses
 import os
+import re
 import typing
 
 import yaml
+
+from keras_bert.optimization import MIXED_PRECISION_POLICIES, OPTIMIZERS
 
 
 class ConfigError(ValueError):
@@ -48,6 +51,8 @@ class LoopConfig:
         jit_compile: bool. Compile train steps with XLA.
         profile_steps: str or None. e.g. "20,25": profile those steps to TensorBoard.
     """
+
+    choices = {"strategy": STRATEGIES, "optimizer": OPTIMIZERS, "mixed_precision": MIXED_PRECISION_POLICIES}
 
     output_dir: typing.Optional[str] = None
     strategy: str = "auto"
@@ -114,45 +119,6 @@ class PretrainConfig(LoopConfig):
     phases: list = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass(frozen=True)
-class FinetuneConfig(LoopConfig):
-    """The fine-tuning job (`python -m training.finetune`).
-
-    Args:
-        task: str. `sst2`, `squad`, `harem`, `assin2_rte` or `assin2_sts`.
-        init: str or None. A directory `keras_bert.load` reads (pretraining output or converted checkpoint).
-        train_file: str. Training data (relative paths are relative to the repository root).
-        validation_file: str. Dev data for the validation run.
-        max_seq_length: int. Longest packed sequence.
-        epochs: float. Passes over the training data (sets the number of steps).
-        steps: int or None. Optimizer steps; overrides `epochs`.
-        eval_every: int or None. Steps between validations; None validates at the end only.
-        eval_batch_size: int. Batch size of validation and prediction.
-        max_train_examples: int or None. Use only the first N training examples.
-        max_eval_examples: int or None. Use only the first N dev examples.
-        dropout: float or None. Head dropout; None uses the encoder's.
-        harem_scheme: str. `selective` (5 classes) or `total` (10 classes).
-        doc_stride: int. SQuAD window stride.
-        max_query_length: int. SQuAD question length.
-    """
-
-    task: str = "sst2"
-    init: typing.Optional[str] = None
-    train_file: typing.Optional[str] = None
-    validation_file: typing.Optional[str] = None
-    max_seq_length: int = 128
-    epochs: float = 1.0
-    steps: typing.Optional[int] = None
-    eval_every: typing.Optional[int] = None
-    eval_batch_size: int = 64
-    max_train_examples: typing.Optional[int] = None
-    max_eval_examples: typing.Optional[int] = None
-    dropout: typing.Optional[float] = None
-    harem_scheme: str = "selective"
-    doc_stride: int = 128
-    max_query_length: int = 64
-
-
 def _check_type(name, value, annotation, source):
     """Checks (and lightly coerces) one value against its dataclass annotation."""
     optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
@@ -202,29 +168,32 @@ def config_from_dict(config_class, values, source="<dict>"):
 
 
 def _validate(config, source):
-    if config.strategy not in STRATEGIES:
-        raise ConfigError(f"{source}: key 'strategy' must be one of {STRATEGIES}, got {config.strategy!r}")
+    for name, allowed in getattr(config, "choices", {}).items():
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{source}: key '{name}' must be one of {', '.join(map(str, allowed))}; "
+                              f"got {getattr(config, name)!r}")
+    if not isinstance(config, LoopConfig):
+        return
     for name in ("batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "accumulation_steps"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{source}: key '{name}' must be >= 1, got {getattr(config, name)}")
     if config.checkpoint_every % config.log_every:
         raise ConfigError(f"{source}: key 'checkpoint_every' ({config.checkpoint_every}) must be a multiple of "
                           f"'log_every' ({config.log_every})")
-    if config.mixed_precision not in (None, "float32", "mixed_bfloat16", "mixed_float16"):
-        raise ConfigError(f"{source}: key 'mixed_precision' must be mixed_bfloat16, mixed_float16 or null, "
-                          f"got {config.mixed_precision!r}")
     steps = getattr(config, "steps", None)
     if steps is not None and steps < 1:
         raise ConfigError(f"{source}: key 'steps' must be >= 1, got {steps}")
 
 
-def load_config(config_class, path=None, overrides=None):
+def load_config(config_class, path=None, overrides=None, ignore_unknown=False):
     """Reads a YAML config file and applies flag overrides (None values are ignored).
 
     Args:
         config_class: a dataclass type such as `PretrainConfig`.
         path: str or None. YAML file of `{key: value}`.
         overrides: dict or None. Values from command-line flags; they win over the file.
+        ignore_unknown: bool. Skip the file's keys that `config_class` does not have (a job reading
+            another job's recipe); unknown flags are still errors.
 
     Returns:
         An instance of `config_class`.
@@ -242,37 +211,84 @@ def load_config(config_class, path=None, overrides=None):
                 raise ConfigError(f"{source}: not valid YAML ({e})") from e
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(values).__name__}")
+        if ignore_unknown:
+            known = {f.name for f in dataclasses.fields(config_class)}
+            values = {k: v for k, v in values.items() if k in known}
     config_from_dict(config_class, values, source)  # Errors name the file before flags are mixed in.
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     return config_from_dict(config_class, {**values, **flags}, f"{source} + flags")
 
 
+def field_help(config_class):
+    """`{field: description}` from the `Args:` sections of `config_class` and its bases' docstrings."""
+    descriptions = {}
+    for klass in reversed(config_class.__mro__):
+        name = None
+        for line in (klass.__doc__ or "").splitlines():
+            match = re.match(r"^\s{8}(\w+): (.*)$", line)
+            if match:
+                name, text = match.groups()
+                descriptions[name] = re.sub(r"^[\w .|]+\. ", "", text, count=1) if ". " in text else text
+            elif name and re.match(r"^\s{12}\S", line):
+                descriptions[name] += " " + line.strip()
+            elif not line.strip() or not line.startswith(" " * 8):
+                name = None
+    return descriptions
+
+
 def add_config_flags(parser, config_class):
-    """Adds `--key value` flags for every scalar field of `config_class` to an argparse parser.
+    """Adds `--key value` flags for every scalar and list field of `config_class` to an argparse parser.
 
     Flag values are parsed as YAML scalars (`--clipnorm null`, `--jit-compile true`).
-    List fields take several values (`--corpus a.txt b.txt`).
+    List fields take several values (`--corpus a.txt b.txt`), or comma-separated names (`--labels a,b,c`).
+    Each flag's help is the field's description, its default and, where there are any, its choices.
     """
     hints = typing.get_type_hints(config_class)
+    descriptions = field_help(config_class)
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
-        if hints[field.name] is list:
-            parser.add_argument(flag, dest=field.name, nargs="+", default=None)
-        elif hints[field.name] is not dict:
-            parser.add_argument(flag, dest=field.name, type=yaml.safe_load, default=None)
+        annotation = hints[field.name]
+        if annotation is dict:
+            continue
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        text = descriptions.get(field.name, "").rstrip(".")
+        text = f"{text}. Default: {'none' if default is None else default}"
+        allowed = config_class.choices.get(field.name)
+        if allowed:
+            text += ". Choices: " + ", ".join("null" if a is None else str(a) for a in allowed)
+        text = text.replace("%", "%%")
+        is_list = annotation is list or typing.get_args(annotation)[:1] == (list,)
+        if is_list:
+            comma = field.metadata.get("comma_separated", False)
+            parser.add_argument(flag, dest=field.name, nargs="+", default=None, help=text,
+                                type=(lambda v: [x.strip() for x in v.split(",") if x.strip()]) if comma else str)
+        else:
+            parser.add_argument(flag, dest=field.name, type=yaml.safe_load, default=None, help=text,
+                                metavar=field.name.upper())
     return parser
 
 
-def parse_job_config(config_class, argv=None, description=None):
+def parse_job_config(config_class, argv=None, description=None, ignore_unknown=False):
     """A job's one config: `--config FILE` plus a `--key value` flag for every field.
 
     Args:
         config_class: a dataclass type such as `PretrainConfig`.
         argv: list[str] or None. Command-line arguments (None: `sys.argv[1:]`).
         description: str or None. The job's `--help` summary.
+        ignore_unknown: bool. See `load_config`.
     """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", help=f"YAML file of {config_class.__name__} keys")
+    parser = JobArgumentParser(description=description)
+    parser.add_argument("--config", help=f"YAML file of {config_class.__name__} keys (flags override it)")
     add_config_flags(parser, config_class)
     args = vars(parser.parse_args(argv))
-    return load_config(config_class, args.pop("config"), args)
+    for name, value in args.items():  # Comma-separated list flags arrive as lists of lists.
+        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            args[name] = [x for v in value for x in v]
+    return load_config(config_class, args.pop("config"), args, ignore_unknown=ignore_unknown)
+
+
+class JobArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are `ConfigError`s (one line, exit status 2 through `run_job`)."""
+
+    def error(self, message):
+        raise ConfigError(f"{self.prog}: {message}")

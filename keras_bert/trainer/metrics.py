@@ -129,3 +129,12 @@ def entity_scores(true_sequences, predicted_sequences):
     recall = correct / max(len(true_set), 1)
     f1 = 2 * precision * recall / max(precision + recall, 1e-12)
     return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def entity_set_scores(true_entities, predicted_entities):
+    """Micro precision, recall and F1 of two sets of entities (any hashable spans)."""
+    correct = len(set(true_entities) & set(predicted_entities))
+    precision = correct / max(len(predicted_entities), 1)
+    recall = correct / max(len(true_entities), 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    return {"precision": precision, "recall": recall, "f1": f1}

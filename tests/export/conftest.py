@@ -67,8 +67,8 @@ def model_dirs(tmp_path_factory, vocab_file):
 EXPORTS = {
     "classification": ("classifier", "classification", {}),
     "regression_pair": ("regressor", "regression", {"pair": True}),
-    "ner": ("token_classifier", "ner", {}),
-    "qa": ("qa", "qa", {"max_answer_length": 4}),
+    "ner": ("token_classifier", "token_classification", {}),
+    "qa": ("qa", "question_answering", {"max_answer_length": 4}),
     "embedding": ("encoder", "embedding", {}),
     "fill_mask": ("pretrainer", "fill_mask", {"top_k": 3}),
 }

@@ -105,7 +105,7 @@ class Reference:
             entities = []  # [type, start, end, scores]
             previous = None
             for tag, score, start, end in words:
-                entity_type, begins = parse_tag(tag)
+                entity_type, begins, _ = parse_tag(tag)
                 if entity_type is None:
                     previous = None
                     continue

@@ -108,19 +108,19 @@ def test_version_layout_is_atomic_and_numbered(tmp_path, monkeypatch):
 def test_task_model_errors():
     classifier = build_model("classifier")
     with pytest.raises(ValueError, match="needs a BertTokenClassifier"):
-        task_model(classifier, "ner")
+        task_model(classifier, "token_classification")
     with pytest.raises(ValueError, match="masked-LM head"):
         task_model(classifier.encoder, "fill_mask")
     with pytest.raises(ValueError, match="embedding task only"):
         task_model(classifier, "classification", pooling="cls")
     assert task_model(classifier, "embedding", pooling="cls").pooling == "cls"
-    with pytest.raises(ValueError, match="Unknown task"):
+    with pytest.raises(ValueError, match="unknown task"):
         task_model(classifier, "translation")
 
 
 def test_cli_rejects_a_task_that_does_not_fit(model_dirs, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "serving.export", "--model", model_dirs("classifier"), "--task", "ner",
+        [sys.executable, "-m", "serving.export", "--model", model_dirs("classifier"), "--task", "token_classification",
          "--out", str(tmp_path / "m")],
         cwd=REPO_ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 2

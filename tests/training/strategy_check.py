@@ -6,7 +6,7 @@ Runs the real training path of the jobs: `create_strategy`, `check_batch_size`,
 variables and `compile` inside `strategy.scope()`, a dataset batched by the global
 batch size (distributed by `fit_resumable`), `fit_resumable` with `log_every=1`
 so TensorBoard's train run holds the loss of every step, and the fine-tuning job's
-validation (`training.finetune.predict`, every `--checkpoint-every` steps) so its
+validation (`keras_bert.tasks' predict`, every `--checkpoint-every` steps) so its
 validation run holds the dev accuracy under the strategy. Dropout is off so that
 replicas compute exactly what one device computes. The logical CPU devices are
 configured before TensorFlow initialises, which is why this runs in its own process.
@@ -46,7 +46,7 @@ def main():
     import keras_bert
     from keras_bert.optimization import WarmupDecaySchedule, create_optimizer
     from keras_bert.trainer import check_batch_size, create_strategy, fit_resumable
-    from training.finetune import TaskData, predict
+    from keras_bert import tasks
 
     strategy = create_strategy(args.strategy)
     check_batch_size(strategy, args.batch_size)
@@ -64,11 +64,11 @@ def main():
     dataset = tf.data.Dataset.from_tensor_slices((x, labels)).batch(args.batch_size, drop_remainder=True).repeat()
     # Validation as training.finetune runs it: predict_on_batch over in-order batches (a last partial one too).
     dev_count = 40
-    dev = TaskData(tf.data.Dataset.from_tensor_slices(({k: v[:dev_count] for k, v in x.items()}, labels[:dev_count]))
+    dev = tasks.TaskData(tf.data.Dataset.from_tensor_slices(({k: v[:dev_count] for k, v in x.items()}, labels[:dev_count]))
                    .batch(16), dev_count, None)
 
     def validate(model):
-        outputs = predict(model, dev)
+        outputs = tasks.get("classification").predict(model, dev)
         assert outputs.shape == (dev_count, 2), outputs.shape
         return {"accuracy": float(np.mean(outputs.argmax(-1) == labels[:dev_count])),
                 "mean_logit": float(outputs.mean())}

@@ -5,7 +5,6 @@ saves a model `keras_bert.load` reads (tags included for NER), and `training.eva
 the same metrics as the job's final validation.
 """
 
-import dataclasses
 import json
 import os
 
@@ -71,7 +70,8 @@ def test_squad_finetune_and_evaluate(tiny_init, tmp_path):
 
     assert type(keras_bert.load(str(output))).__name__ == "BertQuestionAnswerer"
     evaluated = tmp_path / "eval"
-    run_job("training.evaluate", "--model", output, "--task", "squad", "--data", small, "--output-dir", evaluated,
+    run_job("training.evaluate", "--config", os.path.join(REPO_ROOT, "training", "configs", "finetune_squad.yaml"),
+            "--model", output, "--data", small, "--output-dir", evaluated,
             "--max-seq-length", 96, "--doc-stride", 48, "--max-query-length", 24)
     again = json.loads((evaluated / "metrics.json").read_text())
     assert abs(again["f1"] - metrics["f1"]) < 1e-6 and abs(again["exact_match"] - metrics["exact_match"]) < 1e-6
@@ -114,7 +114,8 @@ def test_harem_finetune_and_evaluate(tiny_init, tmp_path):
     classes = open(os.path.join(HAREM, "classes-selective.txt")).read().split()
     assert model.labels == ["O"] + [f"{p}-{c}" for c in classes for p in "BI"]
     evaluated = tmp_path / "eval"
-    run_job("training.evaluate", "--model", output, "--task", "harem", "--data", data / "dev.json",
+    run_job("training.evaluate", "--config", os.path.join(REPO_ROOT, "training", "configs", "finetune_harem.yaml"),
+            "--model", output, "--data", data / "dev.json",
             "--output-dir", evaluated, "--max-seq-length", 64)
     again = json.loads((evaluated / "metrics.json").read_text())
     assert abs(again["entity_f1"] - metrics["entity_f1"]) < 1e-6
@@ -134,30 +135,32 @@ def test_sst2_bucketed_finetune_and_evaluate(tiny_init, tmp_path):
     rows = (output / "predictions.tsv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 41 and rows[0] == "text\tlabel\tprediction"
     evaluated = tmp_path / "eval"
-    run_job("training.evaluate", "--model", output, "--task", "sst2", "--data", dev, "--output-dir", evaluated,
+    run_job("training.evaluate", "--config", os.path.join(REPO_ROOT, "training", "configs", "finetune_sst2.yaml"),
+            "--model", output, "--data", dev, "--output-dir", evaluated,
             "--max-eval-examples", 40)
     assert json.loads((evaluated / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
     assert (evaluated / "predictions.tsv").read_text(encoding="utf-8").splitlines() == rows
 
 
 def test_classification_batches_are_length_bucketed(tiny_init):
+    from keras_bert import tasks
     from keras_bert.tokenization import BertTokenizer
     from keras_bert.trainer import load_config
-    from keras_bert.trainer.config import FinetuneConfig
-    from training import finetune
+    from training.finetune import FinetuneConfig
 
     train = os.path.join(DATA, "sst2", "train.tsv")
     _need(train)
     config = load_config(FinetuneConfig, os.path.join(REPO_ROOT, "training", "configs", "finetune_sst2.yaml"),
                          {"max_train_examples": 8192})
     tokenizer = BertTokenizer(os.path.join(tiny_init, "vocab.txt"), lowercase=True)
-    data = finetune.read_task_data(config, train, tokenizer, training=True)
+    classification = tasks.get("classification")
+    data = classification.read(train, config, tokenizer, batch_size=config.batch_size, training=True,
+                               limit=config.max_train_examples)
     padded, real = 0, 0
     for x, y in data.dataset.take(16):
         assert x["token_ids"].shape[0] == config.batch_size
         padded += int(x["padding_mask"].shape[0] * x["padding_mask"].shape[1])
         real += int(x["padding_mask"].numpy().sum())
     assert real / padded > 0.8, (real, padded)  # Random batches padded to their longest: about a third.
-    small = finetune.read_task_data(dataclasses.replace(config, max_train_examples=40, batch_size=16), train,
-                                    tokenizer, training=True)
-    assert sum(1 for _ in small.dataset.take(3)) == 3  # Too few for buckets: random batches, not an empty set.
+    small = classification.read(train, config, tokenizer, batch_size=16, training=True, limit=40)
+    assert sum(1 for _ in small.dataset) == 2  # Too few for buckets: random batches, not an empty set.
