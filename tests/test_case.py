@@ -1,6 +1,7 @@
 """Shared test helpers: layer, serialization and `.keras` save/load round trips, tiny configs."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -48,11 +49,96 @@ def run_serialization_test(obj):
     return restored
 
 
-def run_layer_test(layer, call_args, expected_output_shape):
-    """Eager call, symbolic call, serialization round trip and identical outputs after copying weights."""
+PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _dtype(tensor):
+    return keras.backend.standardize_dtype(tensor.dtype)
+
+
+def _is_float(dtype):
+    return "float" in dtype
+
+
+def _expected_dtype(expected_output_dtype, policy, compute_dtype, float32_dtype):
+    """The output dtype expected under `policy`: the caller's, else the compute dtype (ints unchanged)."""
+    if not _is_float(float32_dtype):
+        return float32_dtype
+    if isinstance(expected_output_dtype, dict):
+        return expected_output_dtype.get(policy, compute_dtype)
+    return expected_output_dtype or compute_dtype
+
+
+def run_precision_test(layer, call_args, expected_output_dtype=None, policies=PRECISION_POLICIES):
+    """A fresh layer from `layer`'s config under each dtype policy gives outputs of the expected dtype.
+
+    `expected_output_dtype`: None (float outputs in the policy's compute dtype, int outputs as under
+    float32), a dtype for every policy (e.g. "float32" for a layer that keeps float32 outputs), or a dict
+    policy -> dtype. The global dtype policy is restored afterwards.
+    """
+    reference = keras.tree.map_structure(_dtype, layer(*call_args))
+    previous = keras.config.dtype_policy()
+    try:
+        for policy in policies:
+            keras.config.set_dtype_policy(policy)
+            config = dict(layer.get_config(), dtype=policy)
+            fresh = type(layer).from_config(config)
+            outputs = fresh(*call_args)
+            got = keras.tree.map_structure(_dtype, outputs)
+            expected = keras.tree.map_structure(
+                lambda d: _expected_dtype(expected_output_dtype, policy, fresh.compute_dtype, d), reference)
+            assert got == expected, (policy, got, expected)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def run_training_test(layer, call_args):
+    """One `fit` step of a functional model around `layer` (MSE of its float outputs to fixed random targets)
+    gives a finite loss and changes every trainable weight. Trains `layer` itself: pass a copy to keep the
+    original weights."""
+    inputs = [keras.Input(shape=np.shape(a)[1:], batch_size=np.shape(a)[0], dtype=str(np.asarray(a).dtype))
+              for a in call_args]
+    outputs = [t for t in keras.tree.flatten(layer(*inputs)) if _is_float(_dtype(t))]
+    assert outputs, "the layer has no float output to train on"
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(1234)  # not the seed of the tests' inputs: targets must differ from them
+    targets = [rng.normal(size=tuple(t.shape)).astype("float32") for t in outputs]
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=["mse"] * len(outputs))
+    before = [np.array(keras.ops.convert_to_numpy(w)) for w in layer.trainable_weights]
+    with warnings.catch_warnings():  # "The model does not have any trainable weights" (e.g. Dropout)
+        warnings.filterwarnings("ignore", message=".*does not have any trainable weights")
+        try:
+            history = model.fit([np.asarray(a) for a in call_args], targets, batch_size=len(call_args[0]),
+                                epochs=1, verbose=0, shuffle=False)
+        except ValueError as error:
+            if "No gradients provided" not in str(error):
+                raise
+            raise AssertionError(f"no trainable weight changed in one fit step: {error}") from error
+    assert np.isfinite(history.history["loss"]).all(), history.history
+    after = [np.array(keras.ops.convert_to_numpy(w)) for w in layer.trainable_weights]
+    if before:
+        unchanged = [w.path for w, b, a in zip(layer.trainable_weights, before, after) if np.array_equal(b, a)]
+        assert not unchanged, f"trainable weights that one fit step did not change: {unchanged}"
+
+
+def run_layer_test(layer, call_args, expected_output_shape, expected_num_trainable_weights=None,
+                   expected_num_non_trainable_weights=None, expected_output_dtype=None, run_training=True,
+                   run_precision=True):
+    """The checks of keras-hub's `run_layer_test`, for a built-on-call layer and its positional call args.
+
+    Eager call and output shapes; weight counts (when given); symbolic call; serialization round trip and
+    identical outputs after copying the weights; one `fit` step (on the copy) that moves the trainable
+    weights; output dtypes under each precision policy (see `run_precision_test`).
+    """
     outputs = layer(*call_args)
     shapes = keras.tree.map_structure(lambda t: tuple(t.shape), outputs)
     assert shapes == expected_output_shape, (shapes, expected_output_shape)
+    if expected_num_trainable_weights is not None:
+        assert len(layer.trainable_weights) == expected_num_trainable_weights, \
+            [w.path for w in layer.trainable_weights]
+    if expected_num_non_trainable_weights is not None:
+        assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights, \
+            [w.path for w in layer.non_trainable_weights]
     symbolic = [keras.KerasTensor(np.shape(a), dtype=str(np.asarray(a).dtype)) for a in call_args]
     symbolic_out = layer(*symbolic)
     keras.tree.map_structure(lambda s, e: None, symbolic_out, outputs)
@@ -60,6 +146,10 @@ def run_layer_test(layer, call_args, expected_output_shape):
     restored(*call_args)
     restored.set_weights(layer.get_weights())
     assert_all_close(restored(*call_args), outputs)
+    if run_training:
+        run_training_test(restored, call_args)
+    if run_precision:
+        run_precision_test(layer, call_args, expected_output_dtype)
     return outputs
 
 

@@ -38,8 +38,11 @@ class SelfAttention(keras.layers.Layer):
 
     Example:
     >>> layer = SelfAttention(hidden_size=8, num_heads=2)
-    >>> layer(ops.ones((2, 5, 8)), ops.ones((2, 5), "int32")).shape
+    >>> x, padding_mask = ops.ones((2, 5, 8)), ops.ones((2, 5), "int32")
+    >>> tuple(layer(x, padding_mask).shape)
     (2, 5, 8)
+    >>> tuple(layer(x, padding_mask, first_token_only=True).shape)
+    (2, 1, 8)
     """
 
     def __init__(self, hidden_size, num_heads, dropout=0.1, initializer_range=0.02, **kwargs):

@@ -56,11 +56,12 @@ class BertEncoder(keras.Model):
         output_all_layers: bool. Also return every block's output.
 
     Example:
+    >>> import numpy as np
     >>> encoder = BertEncoder(BertConfig.from_preset("bert_tiny", vocab_size=100))
     >>> ids = np.array([[2, 5, 6, 3, 0]], "int32")
     >>> out = encoder({"token_ids": ids, "segment_ids": 0 * ids, "padding_mask": (ids > 0).astype("int32")})
-    >>> out["sequence_output"].shape, out["pooled_output"].shape
-    (TensorShape([1, 5, 128]), TensorShape([1, 128]))
+    >>> tuple(out["sequence_output"].shape), tuple(out["pooled_output"].shape)
+    ((1, 5, 128), (1, 128))
     """
 
     def __init__(self, config, output_all_layers=False, **kwargs):

@@ -28,8 +28,15 @@ class BertPretrainer(Task):
         encoder: `BertEncoder`.
 
     Example:
+    >>> import numpy as np
+    >>> from keras_bert import BertConfig, BertEncoder
     >>> encoder = BertEncoder(BertConfig.from_preset("bert_tiny", vocab_size=100))
     >>> pretrainer = BertPretrainer(encoder)
+    >>> ids = np.array([[2, 5, 4, 6, 3, 7, 3, 0]], "int32")  # [CLS] a [MASK] b [SEP] c [SEP] pad
+    >>> out = pretrainer({"token_ids": ids, "segment_ids": np.array([[0, 0, 0, 0, 0, 1, 1, 0]], "int32"),
+    ...                   "padding_mask": (ids > 0).astype("int32"), "masked_positions": np.array([[2]], "int32")})
+    >>> tuple(out["mlm_logits"].shape), tuple(out["nsp_logits"].shape)
+    ((1, 1, 100), (1, 2))
     >>> pretrainer.compile(optimizer="adam")
     """
 

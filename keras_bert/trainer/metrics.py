@@ -29,8 +29,13 @@ def macro_f1(labels, predictions):
 
 
 def pearson(x, y):
-    """Pearson correlation coefficient."""
+    """Pearson correlation coefficient (as `scipy.stats.pearsonr`).
+
+    NaN when an input holds a NaN (scipy's default); 0.0, not scipy's NaN, when an input is constant.
+    """
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if np.isnan(x).any() or np.isnan(y).any():
+        return float("nan")
     x, y = x - x.mean(), y - y.mean()
     return float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-12))
 
@@ -47,7 +52,13 @@ def _ranks(values):
 
 
 def spearman(x, y):
-    """Spearman rank correlation (Pearson of the ranks, ties averaged)."""
+    """Spearman rank correlation (Pearson of the ranks, ties averaged), as `scipy.stats.spearmanr`.
+
+    NaN when an input holds a NaN (scipy's default `nan_policy="propagate"`).
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if np.isnan(x).any() or np.isnan(y).any():
+        return float("nan")
     return pearson(_ranks(x), _ranks(y))
 
 
@@ -81,40 +92,72 @@ def squad_exact_match(prediction, ground_truth):
 def squad_scores(predictions, answers):
     """Official SQuAD v1.1 `exact_match` and `f1` in percent (max over the ground truths).
 
+    A question of `answers` without a prediction scores 0 for both, as in the official script (not
+    the score of an empty answer, which matches a ground truth such as "The" that normalizes to "").
+    Predictions for ids not in `answers` are ignored.
+
     Args:
         predictions: dict. Question id -> predicted text.
         answers: dict. Question id -> list of ground-truth texts.
     """
     exact, f1 = 0.0, 0.0
     for qid, truths in answers.items():
-        prediction = predictions.get(qid, "")
+        if qid not in predictions:
+            continue
+        prediction = predictions[qid]
         exact += max(squad_exact_match(prediction, t) for t in truths)
         f1 += max(squad_f1(prediction, t) for t in truths)
     total = max(len(answers), 1)
     return {"exact_match": 100.0 * exact / total, "f1": 100.0 * f1 / total}
 
 
-# --- Entity-level F1 (seqeval's default, IOB2 with IOB1-style lenient starts) ---
+# --- Entity-level F1 (seqeval's default mode: IOB1, IOB2, BIOES; BILOU read as BIOES) ---
+
+# BILOU's unit and last tags are BIOES's single and end tags.
+_BILOU_TO_BIOES = {"U": "S", "L": "E"}
+
+
+def _split_tag(tag):
+    """`"B-PER"` -> `("B", "PER")`, `"O"` -> `("O", "_")`, as seqeval reads a prefix tag."""
+    prefix = tag[:1]
+    return _BILOU_TO_BIOES.get(prefix, prefix), tag[1:].split("-", 1)[-1] or "_"
+
+
+def _ends(prev_prefix, prefix, prev_kind, kind):
+    """Whether an entity ended on the previous tag (seqeval's `end_of_chunk`)."""
+    return (prev_prefix in ("E", "S")
+            or (prev_prefix in ("B", "I") and prefix in ("B", "S", "O"))
+            or (prev_prefix not in ("O", ".") and prev_kind != kind))
+
+
+def _starts(prev_prefix, prefix, prev_kind, kind):
+    """Whether an entity starts on this tag (seqeval's `start_of_chunk`)."""
+    return (prefix in ("B", "S")
+            or (prev_prefix in ("E", "S", "O") and prefix in ("E", "I"))
+            or (prefix not in ("O", ".") and prev_kind != kind))
+
 
 def get_entities(tags):
-    """Entity spans `(type, start, end)` (end inclusive) of a tag sequence such as `["B-PER", "I-PER", "O"]`."""
-    entities, current = [], None
+    """Entity spans `(type, start, end)` (end inclusive) of a tag sequence such as `["B-PER", "I-PER", "O"]`.
+
+    Reads IOB1, IOB2, BIOES (`S-` single-token entities, `E-` ends) and BILOU (`U-`, `L-`) tags the way
+    seqeval's default (non-strict) mode reads IOB1/IOB2/IOBES: an `I-` or `E-` after `O` or after
+    another type starts an entity, a type change ends one.
+    """
+    entities = []
+    prev_prefix, prev_kind, begin = "O", "", 0
     for index, tag in enumerate(list(tags) + ["O"]):
-        prefix, _, kind = tag.partition("-") if tag != "O" else ("O", "", "")
-        starts = prefix in ("B", "S") or (prefix == "I" and (current is None or current[0] != kind))
-        if current is not None and (prefix in ("O", "B", "S") or starts or kind != current[0]):
-            entities.append((current[0], current[1], index - 1))
-            current = None
-        if prefix in ("B", "I", "S") and current is None:
-            current = [kind, index]
-        if prefix == "S" and current is not None:
-            entities.append((kind, index, index))
-            current = None
+        prefix, kind = _split_tag(tag)
+        if _ends(prev_prefix, prefix, prev_kind, kind):
+            entities.append((prev_kind, begin, index - 1))
+        if _starts(prev_prefix, prefix, prev_kind, kind):
+            begin = index
+        prev_prefix, prev_kind = prefix, kind
     return entities
 
 
 def entity_scores(true_sequences, predicted_sequences):
-    """Micro precision, recall and F1 over exact entity matches (seqeval-style).
+    """Micro precision, recall and F1 over exact entity matches (seqeval's default mode, zero_division=0).
 
     Args:
         true_sequences: list of lists of tags.

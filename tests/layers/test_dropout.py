@@ -16,7 +16,7 @@ def _masks(layer, shape, calls):
 
 def test_layer_round_trip_and_inference_identity():
     layer = Dropout(0.3, seed=1)
-    run_layer_test(layer, (X,), (2, 5, 8))
+    run_layer_test(layer, (X,), (2, 5, 8), expected_num_trainable_weights=0, expected_num_non_trainable_weights=0)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(X, training=False)), X)
 
 

@@ -13,13 +13,16 @@ IDS = np.array([[2, 7, 8, 3, 0], [2, 9, 3, 0, 0]], "int32")
 def test_embeddings():
     layer = layers.BertEmbeddings(vocab_size=10, hidden_size=8, max_position_embeddings=16, type_vocab_size=3,
                                   dropout=0.2, layer_norm_epsilon=1e-6, initializer_range=0.05)
-    run_layer_test(layer, (IDS, np.zeros_like(IDS)), (2, 5, 8))
+    # Token, segment and position embeddings, LayerNorm gamma and beta.
+    run_layer_test(layer, (IDS, np.zeros_like(IDS)), (2, 5, 8), expected_num_trainable_weights=5,
+                   expected_num_non_trainable_weights=0)
     assert layer.position_embeddings.shape == (16, 8)
 
 
 def test_self_attention():
     layer = layers.SelfAttention(hidden_size=8, num_heads=2, dropout=0.0, initializer_range=0.05)
-    run_layer_test(layer, (X, MASK), (2, 5, 8))
+    run_layer_test(layer, (X, MASK), (2, 5, 8), expected_num_trainable_weights=4,  # qkv, output: kernel, bias
+                   expected_num_non_trainable_weights=0)
     assert layer.qkv.kernel.shape == (8, 24)
     with pytest.raises(ValueError, match="not divisible"):
         layers.SelfAttention(hidden_size=8, num_heads=3)
@@ -55,19 +58,30 @@ def test_transformer_block(pre_layer_norm):
     layer = layers.TransformerBlock(hidden_size=8, num_heads=2, intermediate_size=16, hidden_act="gelu_new",
                                     dropout=0.0, attention_dropout=0.0, layer_norm_epsilon=1e-6,
                                     initializer_range=0.05, pre_layer_norm=pre_layer_norm)
-    run_layer_test(layer, (X, MASK), (2, 5, 8))
+    # Attention (4), two LayerNorms (4), intermediate and output dense (4). A post-LN block ends on its
+    # float32 LayerNorm, so its output stays float32 under mixed precision; a pre-LN block ends on the
+    # residual sum, in the compute dtype.
+    run_layer_test(layer, (X, MASK), (2, 5, 8), expected_num_trainable_weights=12,
+                   expected_num_non_trainable_weights=0,
+                   expected_output_dtype=None if pre_layer_norm else "float32")
 
 
 def test_pooler_and_nsp_head():
-    run_layer_test(layers.BertPooler(hidden_size=8, initializer_range=0.05), (X,), (2, 8))
-    run_layer_test(layers.NextSentenceHead(initializer_range=0.05), (X[:, 0],), (2, 2))
+    run_layer_test(layers.BertPooler(hidden_size=8, initializer_range=0.05), (X,), (2, 8),
+                   expected_num_trainable_weights=2, expected_num_non_trainable_weights=0)
+    # NSP logits are float32 under every policy.
+    run_layer_test(layers.NextSentenceHead(initializer_range=0.05), (X[:, 0],), (2, 2),
+                   expected_num_trainable_weights=2, expected_num_non_trainable_weights=0,
+                   expected_output_dtype="float32")
 
 
 def test_masked_lm_head_untied():
     head = layers.MaskedLMHead(vocab_size=11, hidden_size=8, hidden_act="relu", layer_norm_epsilon=1e-6,
                                initializer_range=0.05)
     positions = np.array([[1, 2, 0], [4, 0, 0]], "int32")
-    out = run_layer_test(head, (X, positions), (2, 3, 11))
+    # Transform dense (2), LayerNorm (2), the untied output matrix and the output bias; float32 logits.
+    out = run_layer_test(head, (X, positions), (2, 3, 11), expected_num_trainable_weights=6,
+                         expected_num_non_trainable_weights=0, expected_output_dtype="float32")
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
 
 
