@@ -162,3 +162,27 @@ def run_model_saving_test(model, inputs, tmp_path):
     assert type(restored) is type(model)
     assert_all_close(restored(inputs), expected)
     return restored
+
+
+def run_task_test(model_class, init_dir, x, y, tmp_path, compile_model=True, **kwargs):
+    """`from_pretrained` -> `fit(texts)` -> `predict(texts)` -> `keras_bert.save` -> `keras_bert.load` -> `predict`.
+
+    The reloaded text-in model gives identical outputs, keeps its class and labels, and `fit` ran on text.
+    Returns `(model, restored, outputs)`.
+    """
+    keras.utils.set_random_seed(0)
+    model = model_class.from_pretrained(init_dir, sequence_length=32, **kwargs)
+    if y is not None:
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+        losses = history.history["loss"]
+        assert len(losses) == 2 and all(np.isfinite(losses)), losses
+    outputs = model.predict(x, verbose=0)
+    directory = os.path.join(str(tmp_path), model_class.__name__)
+    keras_bert.save(model, directory)
+    restored = keras_bert.load(directory)
+    assert type(restored) is model_class
+    assert getattr(restored, "labels", None) == getattr(model, "labels", None)
+    assert restored.preprocessor.get_config() == model.preprocessor.get_config()
+    assert_all_close(restored.predict(x, verbose=0), outputs, atol=0)
+    return model, restored, outputs

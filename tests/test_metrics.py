@@ -79,19 +79,30 @@ def test_squad_missing_prediction_scores_zero_even_for_an_empty_truth():
     assert metrics.squad_scores({"q": ""}, {"q": ["The"]})["exact_match"] == 100.0
 
 
+def _entity_lists(tags):
+    """The entities of one tag sequence as seqeval lists them: `(type, first, last)` in order."""
+    from keras_bert.tasks.token_classification import TagTable, entities
+
+    found = entities([tags], TagTable(sorted(set(tags)) or ["O"]))
+    return sorted((kind, first, last) for _, kind, first, last in found)
+
+
 @pytest.mark.parametrize("case", REFERENCES["entities"], ids=_ids(REFERENCES["entities"]))
 def test_entities_match_seqeval(case):
+    """The one entity grouping (evaluation and the exported graph) against seqeval's default mode."""
+    from keras_bert.tasks.token_classification import entity_scores
+
     for kind in ("true", "predicted"):
         sequences = case["true"] if kind == "true" else case["predicted"]
         for tags, expected in zip(sequences, case["entities"][kind]):
-            assert metrics.get_entities(tags) == [tuple(e) for e in expected], (case["scheme"], tags)
-    got = metrics.entity_scores(case["true"], case["predicted"])
+            assert _entity_lists(tags) == sorted(tuple(e) for e in expected), (case["scheme"], tags)
+    tags = sorted({t for s in case["true"] + case["predicted"] for t in s})
+    got = entity_scores(case["true"], case["predicted"], tags)
     for key in ("precision", "recall", "f1"):
         _assert_close(got[key], case[key], key)
 
 
 def test_entity_spans_of_each_scheme():
-    assert metrics.get_entities(["S-PER", "O", "B-LOC", "I-LOC", "E-LOC"]) == [("PER", 0, 0), ("LOC", 2, 4)]
-    assert metrics.get_entities(["U-PER", "B-LOC", "L-LOC", "U-ORG"]) == [("PER", 0, 0), ("LOC", 1, 2),
-                                                                          ("ORG", 3, 3)]
-    assert metrics.get_entities(["O", "I-PER", "I-PER", "B-PER"]) == [("PER", 1, 2), ("PER", 3, 3)]
+    assert _entity_lists(["S-PER", "O", "B-LOC", "I-LOC", "E-LOC"]) == [("LOC", 2, 4), ("PER", 0, 0)]
+    assert _entity_lists(["U-PER", "B-LOC", "L-LOC", "U-ORG"]) == [("LOC", 1, 2), ("ORG", 3, 3), ("PER", 0, 0)]
+    assert _entity_lists(["O", "I-PER", "I-PER", "B-PER"]) == [("PER", 1, 2), ("PER", 3, 3)]

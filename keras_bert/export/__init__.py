@@ -1,9 +1,9 @@
 """SavedModel export for TF Serving: raw text in, task predictions out (TensorFlow only).
 
-Example:
->>> from keras_bert.export import export_model_dir
->>> export_model_dir("runs/sst2/model", "/models/sst2", task="classification")
-'/models/sst2/1'
+Example (needs a fine-tuned model directory):
+
+    from keras_bert.export import export_model_dir
+    export_model_dir("runs/sst2", "/models/sst2")  # -> "/models/sst2/1", the model's own task
 """
 
 from keras_bert.export.module import MASK_TEXT, TASKS, ServingModule, default_max_length, parse_tag, task_model

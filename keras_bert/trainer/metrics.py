@@ -111,68 +111,7 @@ def squad_scores(predictions, answers):
     return {"exact_match": 100.0 * exact / total, "f1": 100.0 * f1 / total}
 
 
-# --- Entity-level F1 (seqeval's default mode: IOB1, IOB2, BIOES; BILOU read as BIOES) ---
-
-# BILOU's unit and last tags are BIOES's single and end tags.
-_BILOU_TO_BIOES = {"U": "S", "L": "E"}
-
-
-def _split_tag(tag):
-    """`"B-PER"` -> `("B", "PER")`, `"O"` -> `("O", "_")`, as seqeval reads a prefix tag."""
-    prefix = tag[:1]
-    return _BILOU_TO_BIOES.get(prefix, prefix), tag[1:].split("-", 1)[-1] or "_"
-
-
-def _ends(prev_prefix, prefix, prev_kind, kind):
-    """Whether an entity ended on the previous tag (seqeval's `end_of_chunk`)."""
-    return (prev_prefix in ("E", "S")
-            or (prev_prefix in ("B", "I") and prefix in ("B", "S", "O"))
-            or (prev_prefix not in ("O", ".") and prev_kind != kind))
-
-
-def _starts(prev_prefix, prefix, prev_kind, kind):
-    """Whether an entity starts on this tag (seqeval's `start_of_chunk`)."""
-    return (prefix in ("B", "S")
-            or (prev_prefix in ("E", "S", "O") and prefix in ("E", "I"))
-            or (prefix not in ("O", ".") and prev_kind != kind))
-
-
-def get_entities(tags):
-    """Entity spans `(type, start, end)` (end inclusive) of a tag sequence such as `["B-PER", "I-PER", "O"]`.
-
-    Reads IOB1, IOB2, BIOES (`S-` single-token entities, `E-` ends) and BILOU (`U-`, `L-`) tags the way
-    seqeval's default (non-strict) mode reads IOB1/IOB2/IOBES: an `I-` or `E-` after `O` or after
-    another type starts an entity, a type change ends one.
-    """
-    entities = []
-    prev_prefix, prev_kind, begin = "O", "", 0
-    for index, tag in enumerate(list(tags) + ["O"]):
-        prefix, kind = _split_tag(tag)
-        if _ends(prev_prefix, prefix, prev_kind, kind):
-            entities.append((prev_kind, begin, index - 1))
-        if _starts(prev_prefix, prefix, prev_kind, kind):
-            begin = index
-        prev_prefix, prev_kind = prefix, kind
-    return entities
-
-
-def entity_scores(true_sequences, predicted_sequences):
-    """Micro precision, recall and F1 over exact entity matches (seqeval's default mode, zero_division=0).
-
-    Args:
-        true_sequences: list of lists of tags.
-        predicted_sequences: list of lists of tags (same lengths).
-    """
-    true_set, predicted_set = set(), set()
-    for i, (truth, predicted) in enumerate(zip(true_sequences, predicted_sequences)):
-        true_set.update((i,) + e for e in get_entities(truth))
-        predicted_set.update((i,) + e for e in get_entities(predicted))
-    correct = len(true_set & predicted_set)
-    precision = correct / max(len(predicted_set), 1)
-    recall = correct / max(len(true_set), 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"precision": precision, "recall": recall, "f1": f1}
-
+# --- Entity-level F1 (the entities come from keras_bert.tasks.token_classification.group_entities) ---
 
 def entity_set_scores(true_entities, predicted_entities):
     """Micro precision, recall and F1 of two sets of entities (any hashable spans)."""
