@@ -207,8 +207,7 @@ def create_optimizer(name="adamw", learning_rate=1e-4, weight_decay=0.01, beta_1
     """BERT's optimizer: AdamW or LAMB without weight decay on LayerNorm and bias variables.
 
     Args:
-        name: str. One of `"adamw"`, `"lamb"`, `"adam"`, `"sgd"`. For backward
-            compatibility a float here is taken as the learning rate.
+        name: str. One of `"adamw"`, `"lamb"`, `"adam"`, `"sgd"`.
         learning_rate: float or `keras.optimizers.schedules.LearningRateSchedule`.
         weight_decay: float. Decoupled weight decay (AdamW) or LAMB's decay rate.
         beta_1: float. Adam beta 1.
@@ -223,8 +222,9 @@ def create_optimizer(name="adamw", learning_rate=1e-4, weight_decay=0.01, beta_1
     Returns:
         A `keras.optimizers.Optimizer`.
     """
-    if not isinstance(name, str):  # create_optimizer(1e-4) as in the first version of this module.
-        name, learning_rate = "adamw", name
+    if not isinstance(name, str):
+        raise TypeError(f"create_optimizer's name is an optimizer name ({', '.join(OPTIMIZERS)}), got {name!r}; "
+                        "pass the learning rate as learning_rate=")
     name = name.lower()
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}")

@@ -274,11 +274,6 @@ class ModelManager:
         self._stop = threading.Event()
         self._poll_thread = None
 
-    @property
-    def model_names(self):
-        """The configured model names."""
-        return list(self._models)
-
     def start(self, poll_wait_seconds):
         """Loads the current versions, then polls every `poll_wait_seconds`.
 

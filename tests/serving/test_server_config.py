@@ -21,7 +21,7 @@ from serving._json_tensors import (
     request_to_arrays,
 )
 from serving._models import Servable, list_version_dirs
-from serving._testing import write_tiny_model
+from serving.testing import write_tiny_model
 
 
 def test_model_config_file_policies_and_labels(tmp_path):
@@ -133,7 +133,7 @@ def test_deploy_configs_parse():
     """The files in serving/deploy/ are valid for both servers' parsers."""
     import os
 
-    from serving._testing import REPO_ROOT
+    from serving.testing import REPO_ROOT
 
     deploy = os.path.join(REPO_ROOT, "serving", "deploy")
     (bert,) = parse_model_config_file(os.path.join(deploy, "models.config"))

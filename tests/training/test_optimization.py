@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from keras_bert.optimization import (WEIGHT_DECAY_EXCLUDED, AdamW, Lamb, WarmupDecaySchedule, create_optimizer,
                                    excluded_from_weight_decay)
@@ -52,6 +53,13 @@ def test_accumulation_and_loss_scale_options():
     optimizer = create_optimizer("lamb", 1e-3, accumulation_steps=4, mixed_precision="mixed_float16")
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     assert optimizer.inner_optimizer.gradient_accumulation_steps == 4
+
+
+def test_optimizer_name_must_be_a_name():
+    with pytest.raises(TypeError, match="learning_rate="):
+        create_optimizer(1e-4)
+    with pytest.raises(ValueError, match="Unknown optimizer 'adagrad'"):
+        create_optimizer("adagrad")
 
 
 def _fit_a_few_steps(optimizer, steps=4):

@@ -1,8 +1,7 @@
-"""Tiny SavedModels and a server launcher, for the serving tests and benchmark."""
+"""Tiny SavedModels and a server launcher, for the serving and export tests and the serving benchmark."""
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -91,19 +90,6 @@ def write_tiny_model(model_dir, version, warmup=True):
     final = os.path.join(model_dir, str(version))
     os.rename(staging, final)
     return final
-
-
-def copy_version(source_dir, model_dir, version):
-    """Copies a version directory into `model_dir/<version>` via temp dir + rename.
-
-    Args:
-        source_dir: str. An existing SavedModel directory.
-        model_dir: str. `BASE/NAME`.
-        version: int. The new version number.
-    """
-    staging = os.path.join(model_dir, f".tmp-copy-{version}")
-    shutil.copytree(source_dir, staging)
-    os.rename(staging, os.path.join(model_dir, str(version)))
 
 
 def free_port():
