@@ -19,7 +19,8 @@ from keras import ops
 WEIGHT_DECAY_EXCLUDED = ("gamma", "beta", "bias", "layer_norm", "LayerNorm")
 
 OPTIMIZERS = ("adamw", "lamb", "adam", "sgd")
-MIXED_PRECISION_POLICIES = (None, "float32", "mixed_bfloat16", "mixed_float16")
+# The Keras dtype policies a job may train or export under (`mixed_precision`; None means "float32").
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def excluded_from_weight_decay(variable, patterns=WEIGHT_DECAY_EXCLUDED):
@@ -195,10 +196,10 @@ def set_mixed_precision(policy):
     """Sets the global Keras dtype policy before models are built.
 
     Args:
-        policy: str or None. `None`/`"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        policy: str or None. None or one of `PRECISIONS`: `"float32"`, `"mixed_bfloat16"`, `"mixed_float16"`.
     """
-    if policy not in MIXED_PRECISION_POLICIES:
-        raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_POLICIES}, got {policy!r}")
+    if policy is not None and policy not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be None or one of {PRECISIONS}, got {policy!r}")
     keras.mixed_precision.set_global_policy(policy or "float32")
 
 

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_bert.optimization import (WEIGHT_DECAY_EXCLUDED, AdamW, Lamb, WarmupDecaySchedule, create_optimizer,
-                                   excluded_from_weight_decay)
+from keras_bert.optimization import (PRECISIONS, WEIGHT_DECAY_EXCLUDED, AdamW, Lamb, WarmupDecaySchedule,
+                                   create_optimizer, excluded_from_weight_decay, set_mixed_precision)
 
 
 def test_exclusions_match_layer_norm_and_bias():
@@ -60,6 +60,19 @@ def test_optimizer_name_must_be_a_name():
         create_optimizer(1e-4)
     with pytest.raises(ValueError, match="Unknown optimizer 'adagrad'"):
         create_optimizer("adagrad")
+
+
+def test_set_mixed_precision_takes_the_precisions_and_none():
+    try:
+        for policy in PRECISIONS:
+            set_mixed_precision(policy)
+            assert keras.config.dtype_policy().name == policy
+        set_mixed_precision(None)
+        assert keras.config.dtype_policy().name == "float32"
+        with pytest.raises(ValueError, match="mixed_bfloat16"):
+            set_mixed_precision("bfloat16")
+    finally:
+        keras.config.set_dtype_policy("float32")
 
 
 def _fit_a_few_steps(optimizer, steps=4):
