@@ -231,8 +231,6 @@ def export_model_dir(model_dir, out, task, mixed_precision=None, **kwargs):
     """
     import keras_bert
 
-    settings = keras_bert.load_tokenizer_settings(model_dir)
-    if not settings.get("vocab_file"):
-        raise ValueError(f"{model_dir} has no vocab.txt; save the model with keras_bert.save(..., vocab_file=...)")
+    settings = keras_bert.load_tokenizer_settings(model_dir, require_vocab=True)
     model = keras_bert.load(model_dir, dtype_policy=mixed_precision)
     return export(model, out, task, settings["vocab_file"], lowercase=settings.get("lowercase", True), **kwargs)
