@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from benchmarks.compare import machine_description
+from benchmarks.harness import machine_description
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEV = os.path.join(REPO_ROOT, "..", "shared", "data", "sst2", "dev.tsv")

@@ -42,336 +42,15 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
 
-# name -> (preset, sequence length, batch size)
-CONFIGS = {
-    "mini-128": ("bert_mini", 128, 32),
-    "mini-512": ("bert_mini", 512, 8),
-    "base-128": ("bert_base", 128, 16),
-}
-DEFAULT_CONFIGS = ("mini-128", "mini-512", "base-128")
-PACKAGES = ("ours", "hub")
-DTYPES = ("float32", "bfloat16")
-PREDICTIONS = 20
-
-
-# --------------------------------------------------------------------------- FLOPs
-
-def flops_per_sequence(config, seq, mode):
-    """Training or inference FLOPs of one sequence (performance-anchors.md formulas)."""
-    L, d, V = config.num_layers, config.hidden_size, config.vocab_size
-    n = 12 * L * d * d
-    if mode in ("step", "fit"):
-        return seq * (6 * n + 12 * L * seq * d) + 6 * (d * d + d * V) * PREDICTIONS
-    return seq * (2 * n + 4 * L * seq * d)
-
+from benchmarks.harness import (CONFIGS, DEFAULT_CONFIGS, DTYPES, LABELS, PACKAGES, Variant, best_row,
+                                machine_description, make_runner, matmul_peak, missing_modules, print_row,
+                                print_table, random_batch, result_row, time_alternating)
 
 # --------------------------------------------------------------------------- worker
-
-MATMUL_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def machine_description():
-    """CPU model, core count and the matmul-relevant ISA flags (`/proc/cpuinfo`), e.g. for the table header.
-
-    bfloat16 runs on hardware only with `avx512_bf16` or `amx_bf16`; without them it is emulated.
-    """
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        return f"{model}, {os.cpu_count()} CPUs"
-    isa = [flag if flag in flags else f"no {flag}" for flag in MATMUL_ISA_FLAGS]
-    return f"{model}, {os.cpu_count()} CPUs ({', '.join(isa)})"
-
-
-def _set_policy(dtype):
-    import keras
-
-    keras.config.set_dtype_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
-
-
-def best_matmul_seconds(matmul, a, b, reps, wait=lambda result: result.numpy()):
-    """Fastest of `reps` timed calls of `matmul(a, b)` (after one untimed call).
-
-    `wait(result)` blocks until the result is computed (default: TensorFlow's `.numpy()`).
-    """
-    wait(matmul(a, b))
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        wait(matmul(a, b))
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def matmul_peak(n=3072, reps=4):
-    """Best GFLOP/s of an n x n x n tf.matmul, float32 and bfloat16."""
-    import tensorflow as tf
-
-    peaks = {}
-    for dtype in DTYPES:
-        a = tf.random.normal((n, n), dtype=tf.float32)
-        b = tf.random.normal((n, n), dtype=tf.float32)
-        a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-        peaks[dtype] = 2 * n ** 3 / best_matmul_seconds(tf.matmul, a, b, reps) / 1e9
-    return peaks
-
-
-def random_batch(config, seq, batch, seed=0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    token_ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype("int32")
-    token_ids[:, 0] = 101
-    token_ids[:, seq // 2] = 102
-    token_ids[:, -1] = 102
-    segment_ids = np.zeros((batch, seq), "int32")
-    segment_ids[:, seq // 2 + 1:] = 1
-    padding_mask = np.ones((batch, seq), "int32")
-    positions = np.sort(np.stack([rng.choice(np.arange(1, seq - 1), PREDICTIONS, replace=False)
-                                  for _ in range(batch)]), axis=1).astype("int32")
-    x = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask,
-         "masked_positions": positions}
-    y = {"mlm_labels": rng.integers(1000, config.vocab_size, size=(batch, PREDICTIONS)).astype("int32"),
-         "mlm_weights": np.ones((batch, PREDICTIONS), "float32"),
-         "nsp_labels": rng.integers(0, 2, size=(batch,)).astype("int32"),
-         "class_labels": rng.integers(0, 2, size=(batch,)).astype("int32")}
-    return x, y
-
-
-class Variant:
-    """One package at one dtype: a pretraining model (MLM+NSP outputs), an encoder, fit/predict models."""
-
-    def __init__(self, package, dtype, config):
-        import keras
-
-        self.package, self.dtype, self.config = package, dtype, config
-        self.name = f"{package}-{'bf16' if dtype == 'bfloat16' else 'f32'}"
-        _set_policy(dtype)
-        keras.utils.set_random_seed(1)
-        if package == "ours":
-            import keras_bert
-
-            self.encoder = keras_bert.BertEncoder(config)
-            self.pretrainer = keras_bert.BertPretrainer(self.encoder)
-            self.classifier = keras_bert.BertClassifier(self.encoder, num_classes=2)
-            self.fit_model = self.pretrainer
-        else:
-            import keras_hub
-
-            c = config
-            self.encoder = keras_hub.models.BertBackbone(
-                vocabulary_size=c.vocab_size, num_layers=c.num_layers, num_heads=c.num_heads,
-                hidden_dim=c.hidden_size, intermediate_dim=c.intermediate_size, dropout=c.hidden_dropout,
-                max_sequence_length=c.max_position_embeddings, num_segments=c.type_vocab_size)
-            self.fit_model = keras_hub.models.BertMaskedLM(self.encoder, preprocessor=None)
-            # MLM + NSP on ONE backbone call: BertMaskedLM's own head on the sequence output, a dense NSP
-            # head on the pooled output (calling `fit_model` and the backbone separately would run it twice).
-            nsp = keras.layers.Dense(2, name="nsp_head")
-            inputs = dict(self.fit_model.input)
-            encoded = self.encoder({k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")})
-            outputs = {"mlm_logits": self.fit_model.masked_lm_head(encoded["sequence_output"], inputs["mask_positions"]),
-                       "nsp_logits": nsp(encoded["pooled_output"])}
-            self.pretrainer = keras.Model(inputs, outputs)
-            self.classifier = keras_hub.models.BertTextClassifier(self.encoder, num_classes=2, preprocessor=None)
-        _set_policy("float32")
-
-    def inputs(self, x):
-        x = dict(x)
-        if self.package == "hub":
-            x["mask_positions"] = x.pop("masked_positions")
-        return x
-
-    def encoder_inputs(self, x):
-        return {k: x[k] for k in ("token_ids", "segment_ids", "padding_mask")}
-
-
-def pretraining_loss(y, outputs):
-    import keras
-    from keras import ops
-
-    mlm = ops.cast(outputs["mlm_logits"], "float32")
-    nsp = ops.cast(outputs["nsp_logits"], "float32")
-    weights = y["mlm_weights"]
-    mlm_loss = keras.losses.sparse_categorical_crossentropy(y["mlm_labels"], mlm, from_logits=True)
-    mlm_loss = ops.sum(mlm_loss * weights) / ops.maximum(ops.sum(weights), 1e-5)
-    nsp_loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y["nsp_labels"], nsp, from_logits=True))
-    return mlm_loss + nsp_loss
-
-
-def _batch_timer_class():
-    import keras
-
-    class BatchTimer(keras.callbacks.Callback):
-        """Times `fit`/`predict` from the end of their first batch to the end of their last.
-
-        This leaves out the data iterator's set-up and teardown: TensorFlow's iterator teardown at the
-        end of a `fit` call sometimes blocks for about 5 s (seen at every size, for both packages),
-        which is not a cost of the step.
-        """
-
-        def on_train_batch_end(self, batch, logs=None):
-            self._mark(batch)
-
-        def on_predict_batch_end(self, batch, logs=None):
-            self._mark(batch)
-
-        def _mark(self, batch):
-            now = time.perf_counter()
-            if batch == 0:
-                self.start = now
-            self.end = now
-
-        def seconds(self):
-            return self.end - self.start
-
-    return BatchTimer
-
-
-def make_runner(variant, mode, xla, x, y, steps):
-    """Returns (warmup(), run()) where run() performs `steps` iterations and blocks until done.
-
-    `run()` returns the seconds its steps took when it times them itself (`fit`, `predict`: one extra
-    batch first, timed out), or None for the caller to time the whole call.
-    """
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    if mode == "step":
-        model = variant.pretrainer
-        optimizer = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01)
-        optimizer.build(model.trainable_variables)
-        xin = {k: tf.constant(v) for k, v in variant.inputs(x).items()}
-        yin = {k: tf.constant(v) for k, v in y.items() if k != "class_labels"}
-
-        @tf.function(jit_compile=xla)
-        def train_step(xb, yb):
-            with tf.GradientTape() as tape:
-                loss = pretraining_loss(yb, model(xb, training=True))
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply(grads, model.trainable_variables)
-            return loss
-
-        def run(n=steps):
-            for _ in range(n):
-                loss = train_step(xin, yin)
-            float(loss)  # blocks until the last step is done
-
-        return (lambda: run(1)), run
-
-    if mode == "infer":
-        model = variant.encoder
-        xin = {k: tf.constant(v) for k, v in variant.encoder_inputs(x).items()}
-
-        @tf.function(jit_compile=xla)
-        def infer(xb):
-            out = model(xb, training=False)
-            return out["sequence_output"], out["pooled_output"]
-
-        def run(n=steps):
-            for _ in range(n):
-                out = infer(xin)
-            float(tf.reduce_sum(tf.cast(out[1], "float32")))  # blocks until the last call is done
-
-        return (lambda: run(1)), run
-
-    BatchTimer = _batch_timer_class()
-    if mode == "fit":
-        # Each package's own `compile()` defaults, as a user gets them: ours AdamW with BERT's
-        # exclusions (fused update on TensorFlow), keras-hub's `MaskedLM` Adam(5e-5) + its loss and metric.
-        model = variant.fit_model
-        model.compile(jit_compile=xla)
-        if variant.package == "ours":
-            data = (variant.inputs(x), {k: v for k, v in y.items() if k != "class_labels"})
-        else:
-            data = (variant.inputs(x), y["mlm_labels"], y["mlm_weights"])
-        dataset = tf.data.Dataset.from_tensors(data).repeat()
-        timer = BatchTimer()
-
-        def run(n=steps):
-            model.fit(dataset, steps_per_epoch=n + 1, epochs=1, verbose=0, callbacks=[timer])
-            return timer.seconds()
-
-        return (lambda: run(1)), run
-
-    if mode == "predict":
-        model = variant.classifier
-        model.compile(jit_compile=xla) if variant.package == "hub" else model.compile(
-            optimizer="adam", jit_compile=xla)
-        batch = len(x["token_ids"])
-        xin = {k: np.concatenate([v] * (steps + 1)) for k, v in variant.encoder_inputs(x).items()}
-        timer = BatchTimer()
-
-        def run(n=steps):
-            model.predict({k: v[: (n + 1) * batch] for k, v in xin.items()}, batch_size=batch, verbose=0,
-                          callbacks=[timer])
-            return timer.seconds()
-
-        return (lambda: run(1)), run
-    raise ValueError(mode)
-
-
-def time_alternating(runners, rounds):
-    """Seconds of each runner's timed calls, `rounds` times, in an order reversed every round.
-
-    `runners` maps a variant name to a `run()` from `make_runner` (or a peer's runner).
-    """
-    times = {name: [] for name in runners}
-    for r in range(rounds):
-        order = list(runners) if r % 2 == 0 else list(reversed(runners))
-        for name in order:
-            start = time.perf_counter()
-            seconds = runners[name]()
-            times[name].append(seconds if seconds is not None else time.perf_counter() - start)
-    return times
-
-
-def result_row(config, name, preset, seq, batch, mode, xla, package, dtype, variant, times, steps, peak,
-               compile_s):
-    """One result row: the median over rounds of sequences/s, with tokens/s, GFLOP/s and share of `peak`."""
-    seqs = [steps * batch / t for t in times]
-    sps = statistics.median(seqs)
-    gflops = sps * flops_per_sequence(config, seq, mode) / 1e9
-    return dict(config=name, preset=preset, seq=seq, batch=batch, mode=mode, xla=xla, package=package,
-                dtype=dtype, variant=variant, seq_per_s=sps, seq_per_s_rounds=seqs, tokens_per_s=sps * seq,
-                gflops=gflops, peak_share=gflops / peak, compile_s=compile_s)
-
-
-def print_row(row):
-    print(f"[{row['config']}] {row['mode']:7s} xla={'on ' if row['xla'] else 'off'} {row['variant']:9s} "
-          f"{row['seq_per_s']:8.2f} seq/s {row['gflops']:7.1f} GFLOP/s ({100 * row['peak_share']:4.1f}% of peak) "
-          f"first call {row['compile_s']:.1f}s", flush=True)
-
-
-def measure(runners, meta, rounds, config, name, preset, seq, batch, mode, steps, peaks):
-    """Warms up each `(warmup, run)` of `runners`, times them alternately, prints and returns their rows.
-
-    `meta` maps each runner's key to `(package, dtype, xla, variant name)`; `peaks` a dtype to GFLOP/s.
-    """
-    compile_s = {}
-    for key, (warmup, _) in runners.items():
-        start = time.perf_counter()
-        warmup()
-        compile_s[key] = time.perf_counter() - start
-    times = time_alternating({key: run for key, (_, run) in runners.items()}, rounds)
-    rows = []
-    for key, (package, dtype, xla, variant) in meta.items():
-        rows.append(result_row(config, name, preset, seq, batch, mode, xla, package, dtype, variant, times[key],
-                               steps, peaks[dtype], compile_s[key]))
-        print_row(rows[-1])
-    return rows
 
 
 def run_worker(args):
@@ -439,11 +118,9 @@ def run_memory(args):
 
 def optional_peers():
     """label -> 'measured' or why not, for each peer of `benchmarks.peers`."""
-    from benchmarks import peers
-
     notes = {}
-    for peer, label in peers.LABELS.items():
-        missing = peers.missing_modules(peer)
+    for peer, label in LABELS.items():
+        missing = missing_modules(peer)
         notes[label] = f"skipped: {', '.join(missing)} not installed" if missing else "measured (benchmarks.peers)"
     return notes
 
@@ -471,24 +148,6 @@ def _sub(argv, timeout, module="benchmarks.compare"):
     return returncode, text
 
 
-def _best(rows, **match):
-    sel = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
-    return max(sel, key=lambda r: r["seq_per_s"]) if sel else None
-
-
-def print_table(rows):
-    header = (f"{'config':9s} {'path':7s} {'xla':3s} {'variant':9s} {'seq/s':>8s} {'tok/s':>9s} "
-              f"{'GFLOP/s':>8s} {'%peak':>6s} {'vs hub same dtype':>17s}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        hub = _best(rows, config=r["config"], mode=r["mode"], xla=r["xla"], package="hub", dtype=r["dtype"])
-        ratio = f"{r['seq_per_s'] / hub['seq_per_s']:.2f}x" if hub and r["package"] == "ours" else ""
-        print(f"{r['config']:9s} {r['mode']:7s} {'on' if r['xla'] else 'off':3s} {r['variant']:9s} "
-              f"{r['seq_per_s']:8.2f} {r['tokens_per_s']:9.0f} {r['gflops']:8.1f} {100 * r['peak_share']:5.1f}% "
-              f"{ratio:>17s}")
-
-
 def targets(rows, memory, real):
     """The issue's targets as (name, value, threshold, pass)."""
     out = []
@@ -502,9 +161,9 @@ def targets(rows, memory, real):
                     value, threshold, value >= threshold))
 
     for mode, label, bf16_abs in (("step", "training", 6.5), ("infer", "inference", 25.0)):
-        ours_bf16 = _best(rows, config="base-128", mode=mode, package="ours", dtype="bfloat16")
-        ours_f32 = _best(rows, config="base-128", mode=mode, package="ours", dtype="float32")
-        hub_f32 = _best(rows, config="base-128", mode=mode, package="hub", dtype="float32")
+        ours_bf16 = best_row(rows, config="base-128", mode=mode, package="ours", dtype="bfloat16")
+        ours_f32 = best_row(rows, config="base-128", mode=mode, package="ours", dtype="float32")
+        hub_f32 = best_row(rows, config="base-128", mode=mode, package="hub", dtype="float32")
         if ours_bf16:
             out.append((f"BERT-base {label} bf16 seq/s (absolute)", ours_bf16["seq_per_s"], bf16_abs,
                         ours_bf16["seq_per_s"] >= bf16_abs))
@@ -512,17 +171,17 @@ def targets(rows, memory, real):
                    1.6 if mode == "step" else 1.8)
         ratio_line(f"BERT-base {label} f32 ours / hub f32", ours_f32, hub_f32, 1.1)
         if mode == "infer":
-            ort = _best(rows, config="base-128", mode=mode, package="ort", dtype="float32")
+            ort = best_row(rows, config="base-128", mode=mode, package="ort", dtype="float32")
             ratio_line("BERT-base inference f32 ours / ONNX Runtime (ahead)", ours_f32, ort, 1.0)
     for config in ("mini-128", "mini-512"):
         for mode in ("step", "infer", "fit", "predict"):
-            ours = _best(rows, config=config, mode=mode, package="ours")
-            hub = _best(rows, config=config, mode=mode, package="hub")
+            ours = best_row(rows, config=config, mode=mode, package="ours")
+            hub = best_row(rows, config=config, mode=mode, package="hub")
             if ours and hub:
                 ratio_line(f"{config} {mode} ours best / hub best (any dtype, XLA on/off)", ours, hub, 1.5)
             for dtype in DTYPES:
-                ours = _best(rows, config=config, mode=mode, package="ours", dtype=dtype)
-                hub = _best(rows, config=config, mode=mode, package="hub", dtype=dtype)
+                ours = best_row(rows, config=config, mode=mode, package="ours", dtype=dtype)
+                hub = best_row(rows, config=config, mode=mode, package="hub", dtype=dtype)
                 if ours and hub:
                     ratio_line(f"  (same dtype) {config} {mode} {dtype} ours / hub best-of-XLA", ours, hub, 1.5)
     for key, label in (("sst2", "Real text: SST-2 epoch non-padding tok/s"),
@@ -542,7 +201,7 @@ def print_peer_ratios(rows):
     lines = []
     for r in rows:
         if r["package"] in ("hf", "ort"):
-            ours = _best(rows, config=r["config"], mode=r["mode"], package="ours", dtype=r["dtype"])
+            ours = best_row(rows, config=r["config"], mode=r["mode"], package="ours", dtype=r["dtype"])
             if ours:
                 lines.append(f"  {r['config']:9s} {r['mode']:7s} {r['dtype']:8s} ours / {r['variant']}"
                              f"{' (compiled)' if r['package'] == 'hf' and r['xla'] else ''}: "
@@ -596,7 +255,6 @@ def main(argv=None):
     configs = args.configs if args.configs is not None else (["mini-128"] if args.quick else list(DEFAULT_CONFIGS))
     rounds = args.rounds or (2 if args.quick else 3)
     started = time.time()
-    from benchmarks import peers
 
     rows, workers, peer_workers = [], [], []
     tmp = tempfile.mkdtemp(prefix="bert_compare_")
@@ -612,7 +270,7 @@ def main(argv=None):
             workers.append({k: v for k, v in data.items() if k != "results"})
             rows.extend(data["results"])
         peer_paths = [p for p in args.paths if p in ("step", "infer")]
-        wanted = [p for p in args.peers if not peers.missing_modules(p)]
+        wanted = [p for p in args.peers if not missing_modules(p)]
         if wanted and peer_paths:
             # PyTorch and ONNX Runtime run in their own process, right after ours and keras-hub's.
             out = os.path.join(tmp, f"{name}_peers.json")

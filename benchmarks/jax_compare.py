@@ -7,7 +7,7 @@
 The layers and models of `keras_bert` are written in `keras.ops` only; this harness runs them where
 TensorFlow is absent (the GPU machines here have JAX and PyTorch), one process per run:
 
-  ours, hub  `benchmarks.compare`'s variants (same shapes, same random batch, same MLM+NSP loss),
+  ours, hub  `benchmarks.harness`' variants, as `compare` runs them (same shapes, same random batch, same MLM+NSP loss),
              built with KERAS_BACKEND=jax. step: `jax.jit` of `stateless_call` +
              `jax.value_and_grad` + `keras.optimizers.AdamW.stateless_apply`; infer: `jax.jit` of
              the encoder's `stateless_call(training=False)`. bfloat16 is Keras' `mixed_bfloat16`.
@@ -15,7 +15,7 @@ TensorFlow is absent (the GPU machines here have JAX and PyTorch), one process p
              `torch.autocast`), eager unless `--hf-compile on`, when torch and transformers are installed.
 
 Variants of one path run alternately (order reversed every round); the figure is the median over
-rounds. `--batch-scale K` multiplies `compare`'s batch sizes (16, 32, 8), which leave a GPU idle.
+rounds. `--batch-scale K` multiplies the harness' batch sizes (16, 32, 8), which leave a GPU idle.
 The matmul peak is JAX's `jnp.matmul` at its default precision (TF32 on a recent NVIDIA GPU for
 float32); PyTorch's is printed beside it.
 """
@@ -28,7 +28,7 @@ import platform
 import sys
 import time
 
-from benchmarks import compare, peers
+from benchmarks import harness, peers
 
 
 def jax_matmul_peak(n, reps=5):
@@ -38,16 +38,16 @@ def jax_matmul_peak(n, reps=5):
 
     matmul = jax.jit(jnp.matmul)
     peaks = {}
-    for dtype in compare.DTYPES:
+    for dtype in harness.DTYPES:
         a = jax.random.normal(jax.random.key(0), (n, n), dtype=dtype)
         b = jax.random.normal(jax.random.key(1), (n, n), dtype=dtype)
-        seconds = compare.best_matmul_seconds(matmul, a, b, reps, wait=lambda result: result.block_until_ready())
+        seconds = harness.best_matmul_seconds(matmul, a, b, reps, wait=lambda result: result.block_until_ready())
         peaks[dtype] = 2 * n ** 3 / seconds / 1e9
     return peaks
 
 
 def jax_runner(variant, mode, x, y, steps):
-    """`(warmup(), run())` of a `compare.Variant` on the JAX backend; `run()` returns None."""
+    """`(warmup(), run())` of a `harness.Variant` on the JAX backend; `run()` returns None."""
     import jax
     import keras
 
@@ -60,7 +60,7 @@ def jax_runner(variant, mode, x, y, steps):
 
         def loss_fn(trainable, non_trainable, xb, yb):
             outputs, non_trainable = model.stateless_call(trainable, non_trainable, xb, training=True)
-            return compare.pretraining_loss(yb, outputs), non_trainable
+            return harness.pretraining_loss(yb, outputs), non_trainable
 
         @jax.jit
         def train_step(trainable, non_trainable, optimizer_state, xb, yb):
@@ -102,7 +102,7 @@ def jax_runner(variant, mode, x, y, steps):
 
 def hf_device():
     """The torch device of the hf peer: the GPU when PyTorch sees one, else the CPU; None when it can't run."""
-    missing = peers.missing_modules("hf")
+    missing = harness.missing_modules("hf")
     if missing:
         print(f"hf peer skipped: {', '.join(missing)} not installed", flush=True)
         return None
@@ -120,11 +120,11 @@ def run_config(name, args, hf_on):
 
     import keras_bert
 
-    preset, seq, batch = compare.CONFIGS[name]
+    preset, seq, batch = harness.CONFIGS[name]
     batch *= args.batch_scale
     config = keras_bert.BertConfig.from_preset(preset, hidden_act="gelu_new")
-    x, y = compare.random_batch(config, seq, batch)
-    variants = [compare.Variant(p, d, config) for d in args.dtypes for p in compare.PACKAGES]
+    x, y = harness.random_batch(config, seq, batch)
+    variants = [harness.Variant(p, d, config) for d in args.dtypes for p in harness.PACKAGES]
     # A dtype PyTorch has no fast matmul for here (bfloat16 on most CPUs) is left out, as in benchmarks.peers.
     hf_variants = [peers.HfVariant(d, config, hf_on) for d in args.dtypes
                    if args.torch_peaks.get(d, 0) >= peers.MIN_MATMUL_GFLOPS] if hf_on else []
@@ -137,7 +137,7 @@ def run_config(name, args, hf_on):
         hf_runners, hf_meta = peers.hf_runners(hf_variants, mode, args.hf_compile, x, y, steps)
         runners.update(hf_runners)
         meta.update(hf_meta)
-        rows += compare.measure(runners, meta, args.rounds, config, name, preset, seq, batch, mode, steps, peak)
+        rows += harness.measure(runners, meta, args.rounds, config, name, preset, seq, batch, mode, steps, peak)
         keras.backend.clear_session()
     return rows
 
@@ -165,7 +165,7 @@ def report(paths):
             rows[tuple(r[k] for k in ("config", "batch", "mode", "variant", "xla"))] = r
     for batch_rows in _by_batch_scale(list(rows.values())):
         print()
-        compare.print_table(batch_rows)
+        harness.print_table(batch_rows)
         print_ratios(batch_rows)
 
 
@@ -173,15 +173,15 @@ def _by_batch_scale(rows):
     """Rows grouped by batch size relative to compare's, so each table holds one scale."""
     groups = {}
     for r in rows:
-        groups.setdefault(r["batch"] // compare.CONFIGS[r["config"]][2], []).append(r)
+        groups.setdefault(r["batch"] // harness.CONFIGS[r["config"]][2], []).append(r)
     return [groups[k] for k in sorted(groups)]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=list(compare.DEFAULT_CONFIGS), choices=sorted(compare.CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=list(harness.DEFAULT_CONFIGS), choices=sorted(harness.CONFIGS))
     parser.add_argument("--paths", nargs="+", default=["step", "infer"], choices=["step", "infer"])
-    parser.add_argument("--dtypes", nargs="+", default=list(compare.DTYPES), choices=list(compare.DTYPES))
+    parser.add_argument("--dtypes", nargs="+", default=list(harness.DTYPES), choices=list(harness.DTYPES))
     parser.add_argument("--batch-scale", type=int, default=1, help="multiply compare's batch sizes by this")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="training steps per timed call")
@@ -214,7 +214,7 @@ def main(argv=None):
     for name in args.configs:
         rows.extend(run_config(name, args, hf_on))
     print()
-    compare.print_table(rows)
+    harness.print_table(rows)
     print_ratios(rows)
     if args.json:
         with open(args.json, "w") as f:

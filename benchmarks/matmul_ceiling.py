@@ -14,7 +14,7 @@ on a shared machine move by up to 10% between runs, so a measured model can land
 import argparse
 import json
 
-from benchmarks.compare import CONFIGS, PREDICTIONS, best_matmul_seconds, matmul_peak
+from benchmarks.harness import CONFIGS, PREDICTIONS, best_matmul_seconds, matmul_peak
 
 TARGETS = {"base": 1.1, "mini": 1.5}  # float32 ours / keras-hub, issue 7
 

@@ -6,7 +6,7 @@
 `benchmarks.compare` runs this module in its own process after each configuration's worker when
 `torch` + `transformers` (Hugging Face) or those and `onnxruntime` + `onnx` (ONNX Runtime) are
 installed; TensorFlow and PyTorch are not loaded into one process, so that neither starves the
-other of threads. The model shapes, the random batch and the row format are `compare`'s.
+other of threads. The model shapes, the random batch and the row format are `benchmarks.harness`'s, as in `compare`.
 
 Peers and paths:
   hf    `transformers.BertForPreTraining` (`hidden_act="gelu_new"`, the default `sdpa` attention).
@@ -22,24 +22,17 @@ Peers and paths:
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import tempfile
 
-from benchmarks import compare
+from benchmarks import harness
+from benchmarks.harness import PEERS, missing_modules
 
-PEERS = {"hf": ("torch", "transformers"), "ort": ("torch", "transformers", "onnx", "onnxruntime")}
-LABELS = {"hf": "Hugging Face transformers (PyTorch)", "ort": "ONNX Runtime"}
 # Our input names -> Hugging Face's.
 HF_INPUT_NAMES = {"token_ids": "input_ids", "segment_ids": "token_type_ids", "padding_mask": "attention_mask"}
 # A dtype whose PyTorch matmul runs slower than this here (bfloat16 without bfloat16 units) is not timed.
 MIN_MATMUL_GFLOPS = 10
-
-
-def missing_modules(peer):
-    """The Python modules `peer` needs that are not installed (empty: it can run)."""
-    return [m for m in PEERS[peer] if importlib.util.find_spec(m) is None]
 
 
 def hf_config(config):
@@ -90,7 +83,7 @@ class HfVariant:
 
 
 def hf_runner(variant, mode, compiled, x, y, steps):
-    """`(warmup(), run())` like `compare.make_runner`; `run()` returns None (the caller times it)."""
+    """`(warmup(), run())` like `harness.make_runner`; `run()` returns None (the caller times it)."""
     import torch
     import torch.nn.functional as F
 
@@ -145,7 +138,7 @@ def hf_runner(variant, mode, compiled, x, y, steps):
 
 
 def hf_runners(variants, mode, compile_flags, x, y, steps):
-    """`(runners, meta)` for `compare.measure`: each `HfVariant` eager ("off") and/or compiled ("on")."""
+    """`(runners, meta)` for `harness.measure`: each `HfVariant` eager ("off") and/or compiled ("on")."""
     runners, meta = {}, {}
     for variant in variants:
         for compiled in compile_flags:
@@ -216,7 +209,7 @@ def torch_matmul_peak(device, dtypes, n=3072, reps=4):
     def peak(dtype, size, reps):
         a = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
         b = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
-        return 2 * size ** 3 / compare.best_matmul_seconds(torch.matmul, a, b, reps, wait=wait) / 1e9
+        return 2 * size ** 3 / harness.best_matmul_seconds(torch.matmul, a, b, reps, wait=wait) / 1e9
 
     peaks = {}
     for dtype in dtypes:
@@ -228,12 +221,12 @@ def torch_matmul_peak(device, dtypes, n=3072, reps=4):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, choices=sorted(compare.CONFIGS))
+    parser.add_argument("--config", required=True, choices=sorted(harness.CONFIGS))
     parser.add_argument("--packages", nargs="+", default=["hf", "ort"], choices=sorted(PEERS))
     parser.add_argument("--paths", nargs="+", default=["step", "infer"], choices=["step", "infer"])
     parser.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
                         help="torch.compile for the hf peer (compare's 'xla' axis)")
-    parser.add_argument("--dtypes", nargs="+", default=list(compare.DTYPES), choices=list(compare.DTYPES))
+    parser.add_argument("--dtypes", nargs="+", default=list(harness.DTYPES), choices=list(harness.DTYPES))
     parser.add_argument("--device", default="cpu", help="torch device of the hf peer (ONNX Runtime: CPU)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="training steps per timed call")
@@ -250,9 +243,9 @@ def main(argv=None):
     import keras_bert
 
     torch.set_num_threads(os.cpu_count())
-    preset, seq, batch = compare.CONFIGS[args.config]
+    preset, seq, batch = harness.CONFIGS[args.config]
     config = keras_bert.BertConfig.from_preset(preset, hidden_act="gelu_new")
-    x, y = compare.random_batch(config, seq, batch)
+    x, y = harness.random_batch(config, seq, batch)
     peaks_before = torch_matmul_peak(args.device, args.dtypes)
     print(f"[{args.config}] torch matmul peak GFLOP/s: {peaks_before}", flush=True)
     results, skipped = [], {}
@@ -275,7 +268,7 @@ def main(argv=None):
             workdir = tempfile.mkdtemp(prefix="bert_ort_")
             runners["ort-f32"] = ort_runner(config, x, steps, workdir)
             meta["ort-f32"] = ("ort", "float32", True, "ort-f32")
-        results += compare.measure(runners, meta, args.rounds, config, args.config, preset, seq, batch, mode, steps,
+        results += harness.measure(runners, meta, args.rounds, config, args.config, preset, seq, batch, mode, steps,
                                    peaks_before)
     out = dict(config=args.config, preset=preset, seq=seq, batch=batch, peaks_before=peaks_before,
                peaks_after=torch_matmul_peak(args.device, args.dtypes), results=results, skipped=skipped,

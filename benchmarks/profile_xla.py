@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 
-# benchmarks.compare imports TensorFlow only inside its functions, so XLA_FLAGS can still be set below.
-from benchmarks.compare import CONFIGS, Variant, flops_per_sequence, make_runner, random_batch
+# benchmarks.harness imports TensorFlow only inside its functions, so XLA_FLAGS can still be set below.
+from benchmarks.harness import CONFIGS, Variant, flops_per_sequence, make_runner, random_batch
 
 # `%name = f32[...]{...} opcode(...), ... metadata={op_type="MatMul" op_name="a/b/MatMul"`
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%(\S+) = .*? ([a-z][a-z0-9-]*)\(.*?metadata=\{op_type="([^"]*)" '

@@ -27,7 +27,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from serving import client  # noqa: E402
-from serving._testing import ServerProcess, write_tiny_model  # noqa: E402
+from serving.testing import ServerProcess, write_tiny_model  # noqa: E402
 
 SAMPLE_TEXTS = [
     "a quiet, moving film with a great cast",

@@ -3,8 +3,19 @@
 import dataclasses
 import json
 
-# Hugging Face `hidden_act` names and what they compute.
-ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
+# Hugging Face `hidden_act` names -> what they compute (`keras_bert.layers.get_activation` maps each to its function).
+ACTIVATIONS = {
+    "gelu": "gelu_erf",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "relu": "relu",
+    "silu": "silu",
+    "swish": "silu",
+    "tanh": "tanh",
+}
+# The names of GELU's tanh approximation (Google BERT's code and keras-hub compute this one).
+TANH_GELU = tuple(name for name, function in ACTIVATIONS.items() if function == "gelu_tanh")
 
 # Our field name -> the Hugging Face `config.json` key.
 _HF_KEYS = {
@@ -72,7 +83,7 @@ class BertConfig:
 
     def __post_init__(self):
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"BertConfig.hidden_act={self.hidden_act!r} is not one of {ACTIVATIONS}")
+            raise ValueError(f"BertConfig.hidden_act={self.hidden_act!r} is not one of {tuple(ACTIVATIONS)}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"BertConfig.hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}"

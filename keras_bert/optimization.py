@@ -19,7 +19,8 @@ from keras import ops
 WEIGHT_DECAY_EXCLUDED = ("gamma", "beta", "bias", "layer_norm", "LayerNorm")
 
 OPTIMIZERS = ("adamw", "lamb", "adam", "sgd")
-MIXED_PRECISION_POLICIES = (None, "float32", "mixed_bfloat16", "mixed_float16")
+# The Keras dtype policies a job may train or export under (`mixed_precision`; None means "float32").
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def excluded_from_weight_decay(variable, patterns=WEIGHT_DECAY_EXCLUDED):
@@ -195,10 +196,10 @@ def set_mixed_precision(policy):
     """Sets the global Keras dtype policy before models are built.
 
     Args:
-        policy: str or None. `None`/`"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        policy: str or None. None or one of `PRECISIONS`: `"float32"`, `"mixed_bfloat16"`, `"mixed_float16"`.
     """
-    if policy not in MIXED_PRECISION_POLICIES:
-        raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_POLICIES}, got {policy!r}")
+    if policy is not None and policy not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be None or one of {PRECISIONS}, got {policy!r}")
     keras.mixed_precision.set_global_policy(policy or "float32")
 
 
@@ -207,8 +208,7 @@ def create_optimizer(name="adamw", learning_rate=1e-4, weight_decay=0.01, beta_1
     """BERT's optimizer: AdamW or LAMB without weight decay on LayerNorm and bias variables.
 
     Args:
-        name: str. One of `"adamw"`, `"lamb"`, `"adam"`, `"sgd"`. For backward
-            compatibility a float here is taken as the learning rate.
+        name: str. One of `"adamw"`, `"lamb"`, `"adam"`, `"sgd"`.
         learning_rate: float or `keras.optimizers.schedules.LearningRateSchedule`.
         weight_decay: float. Decoupled weight decay (AdamW) or LAMB's decay rate.
         beta_1: float. Adam beta 1.
@@ -223,8 +223,9 @@ def create_optimizer(name="adamw", learning_rate=1e-4, weight_decay=0.01, beta_1
     Returns:
         A `keras.optimizers.Optimizer`.
     """
-    if not isinstance(name, str):  # create_optimizer(1e-4) as in the first version of this module.
-        name, learning_rate = "adamw", name
+    if not isinstance(name, str):
+        raise TypeError(f"create_optimizer's name is an optimizer name ({', '.join(OPTIMIZERS)}), got {name!r}; "
+                        "pass the learning rate as learning_rate=")
     name = name.lower()
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}")

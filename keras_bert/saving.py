@@ -1,4 +1,5 @@
-"""Saving and loading model directories: `keras_bert.save(model, dir)` / `keras_bert.load(dir)`.
+"""Saving and loading model directories: `keras_bert.save(model, dir)` / `keras_bert.load(dir)`, and the
+tokenizer a directory was saved with: `keras_bert.load_tokenizer(dir)`.
 
 A model directory holds:
 - `model.keras`: the Keras 3 archive (config + weights), loaded in safe mode;
@@ -105,16 +106,45 @@ def load(directory, compile=False, dtype_policy=None):
         keras.config.set_dtype_policy(previous)
 
 
-def load_tokenizer_settings(directory):
-    """Returns `{"vocab_file": absolute path or None, "lowercase": bool}` of a model directory."""
-    path = os.path.join(os.fspath(directory), TOKENIZER_FILE)
+def load_tokenizer_settings(directory, require_vocab=False):
+    """Returns `{"vocab_file": absolute path or None, "lowercase": bool}` of a model directory.
+
+    Args:
+        directory: str or os.PathLike. A model directory (`keras_bert.save`, a checkpoint converter).
+        require_vocab: bool. Raise unless the directory holds its vocabulary file.
+
+    Raises:
+        FileNotFoundError: naming the directory, when `tokenizer.json` is missing, or with
+            `require_vocab` when the directory has no vocab.txt.
+    """
+    directory = os.fspath(directory)
+    path = os.path.join(directory, TOKENIZER_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} is missing: the model directory has no tokenizer settings")
     with open(path, encoding="utf-8") as f:
         settings = json.load(f)
     if settings.get("vocab_file"):
-        settings["vocab_file"] = os.path.join(os.fspath(directory), settings["vocab_file"])
+        settings["vocab_file"] = os.path.join(directory, settings["vocab_file"])
+    if require_vocab and not (settings.get("vocab_file") and os.path.exists(settings["vocab_file"])):
+        raise FileNotFoundError(
+            f"{directory} has no {VOCAB_FILE}: save the model with keras_bert.save(..., vocab_file=...)")
     return settings
+
+
+def load_tokenizer(directory, **kwargs):
+    """Returns the `BertTokenizer` a model directory was saved with (its vocab.txt and casing).
+
+    Args:
+        directory: str or os.PathLike. A model directory (`keras_bert.save`, a checkpoint converter).
+        **kwargs: other `BertTokenizer` arguments (`name`, `max_bytes_per_word`, ...).
+
+    Raises:
+        FileNotFoundError: naming the directory, when it has no tokenizer settings or no vocab.txt.
+    """
+    from keras_bert.tokenization import BertTokenizer
+
+    settings = load_tokenizer_settings(directory, require_vocab=True)
+    return BertTokenizer(settings["vocab_file"], lowercase=settings.get("lowercase", True), **kwargs)
 
 
 def _write_json(path, value):

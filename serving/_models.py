@@ -19,6 +19,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from keras_bert.export import WARMUP_FILE, version_dirs
 from serving._errors import (
     ServingError,
     failed_precondition,
@@ -29,7 +30,6 @@ from serving._errors import (
 logger = logging.getLogger("serving")
 
 DEFAULT_SIGNATURE = "serving_default"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit on replayed warmup records
 
 # tf.errors codes are the canonical codes; map them to names for ServingError.
@@ -42,27 +42,6 @@ _TF_ERROR_NAMES = {
     12: "UNIMPLEMENTED",
     14: "UNAVAILABLE",
 }
-
-
-def list_version_dirs(base_path):
-    """Returns `{version: path}` for the integer-named directories under `base_path`.
-
-    Temporary or other non-numeric directories (e.g. `2.tmp`, `.export-2`)
-    are ignored, so an exporter can write elsewhere and rename into place.
-
-    Args:
-        base_path: str. A model's base path.
-    """
-    try:
-        names = os.listdir(base_path)
-    except OSError:
-        return {}
-    versions = {}
-    for name in names:
-        path = os.path.join(base_path, name)
-        if name.isdigit() and os.path.isdir(path):
-            versions[int(name)] = path
-    return versions
 
 
 def read_signature_defs(path):
@@ -274,11 +253,6 @@ class ModelManager:
         self._stop = threading.Event()
         self._poll_thread = None
 
-    @property
-    def model_names(self):
-        """The configured model names."""
-        return list(self._models)
-
     def start(self, poll_wait_seconds):
         """Loads the current versions, then polls every `poll_wait_seconds`.
 
@@ -319,7 +293,7 @@ class ModelManager:
 
     def _sync_model(self, model):
         spec = model.spec
-        on_disk = list_version_dirs(spec.base_path)
+        on_disk = version_dirs(spec.base_path)
         if not on_disk and not model.servables:
             if not model.states:
                 logger.warning(

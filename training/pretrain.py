@@ -3,7 +3,8 @@
     python -m training.pretrain --config training/configs/pretrain_tiny.yaml \
         --corpus ../shared/data/english_books/austen-emma.txt --output-dir /tmp/bert_tiny --steps 200
 
-Without `--vocab` a WordPiece vocabulary is built from the corpus (training.vocab);
+Without `--vocab` a WordPiece vocabulary is built from the corpus
+(keras_bert.tokenization.learn_vocabulary, as training.vocab does);
 without `--train-files` pretraining TFRecords are written from the corpus
 (keras_bert.data, as training.prepare_pretraining does). Outputs under
 `--output-dir`: `logs/` (TensorBoard: train and validation runs), `checkpoints/`
@@ -22,7 +23,7 @@ import tensorflow as tf
 import keras_bert
 from keras_bert import data as bert_data
 from keras_bert.optimization import WarmupDecaySchedule, create_optimizer, set_mixed_precision
-from keras_bert.tokenization import BertTokenizer
+from keras_bert.tokenization import BertTokenizer, learn_vocabulary, write_vocabulary
 from keras_bert.trainer import (PretrainConfig, check_batch_size, check_not_empty, config_from_dict,
                                 create_strategy, fit_resumable, is_chief, parse_job_config)
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
@@ -44,13 +45,7 @@ def build_vocabulary(config):
     if not os.path.exists(path):
         if not config.corpus:
             raise SystemExit("error: give --vocab, or --corpus to build a vocabulary from")
-        from training.vocab import build_vocabulary as learn_wordpiece
-
-        tokens = learn_wordpiece(config.corpus, config.vocab_size, cased=config.cased)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write("\n".join(tokens) + "\n")
-        os.replace(path + ".tmp", path)
+        write_vocabulary(learn_vocabulary(config.corpus, config.vocab_size, cased=config.cased), path)
     return path
 
 

@@ -10,9 +10,7 @@ import numpy as np
 
 from keras_bert.checkpoints.assign import Rule, assign, export, identity
 from keras_bert.checkpoints.common import build_model, find_file, read_json, vocab_is_cased
-from keras_bert.config import BertConfig
-
-_KERAS_HUB_ACT = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+from keras_bert.config import TANH_GELU, BertConfig
 
 
 def backbone_config(backbone, lowercase=True):
@@ -123,7 +121,7 @@ def to_keras_hub(encoder, strict=True):
     if config.pre_layer_norm:
         raise ValueError("keras-hub's BertBackbone is post-LN; a pre-LN encoder cannot be exported to it")
     problems = []
-    if config.hidden_act not in _KERAS_HUB_ACT:
+    if config.hidden_act not in TANH_GELU:
         problems.append(f"hidden_act={config.hidden_act!r} (keras-hub uses the tanh GELU)")
     if config.layer_norm_epsilon != 1e-12:
         problems.append(f"layer_norm_epsilon={config.layer_norm_epsilon} (keras-hub uses 1e-12)")

@@ -32,16 +32,30 @@ pad_variable_length_inputs: true
 """
 
 
+def version_dirs(model_dir):
+    """Returns `{version: path}` of the integer-named directories of `BASE/NAME`, as TF Serving lists them.
+
+    Temporary or other non-numeric names (`.tmp-export-2-...`, `2.tmp`, `notes/`) and plain files are
+    not versions, so a version can be written elsewhere and renamed into place.
+
+    Args:
+        model_dir: str. `BASE/NAME`; may not exist (or not be readable): then `{}`.
+    """
+    try:
+        names = os.listdir(model_dir)
+    except OSError:
+        return {}
+    return {int(name): os.path.join(model_dir, name) for name in names
+            if re.fullmatch(r"[0-9]+", name) and os.path.isdir(os.path.join(model_dir, name))}
+
+
 def version_numbers(model_dir):
-    """Returns the sorted integer version directories of `BASE/NAME`.
+    """Returns the sorted integer versions of `BASE/NAME` (see `version_dirs`).
 
     Args:
         model_dir: str. `BASE/NAME`; may not exist.
     """
-    if not os.path.isdir(model_dir):
-        return []
-    return sorted(int(name) for name in os.listdir(model_dir)
-                  if re.fullmatch(r"[0-9]+", name) and os.path.isdir(os.path.join(model_dir, name)))
+    return sorted(version_dirs(model_dir))
 
 
 def next_version(model_dir):
@@ -221,8 +235,6 @@ def export_model_dir(model_dir, out, task=None, mixed_precision=None, **kwargs):
     """
     import keras_bert
 
-    settings = keras_bert.load_tokenizer_settings(model_dir)
-    if not settings.get("vocab_file"):
-        raise ValueError(f"{model_dir} has no vocab.txt; save the model with keras_bert.save(..., vocab_file=...)")
+    settings = keras_bert.load_tokenizer_settings(model_dir, require_vocab=True)
     model = keras_bert.load(model_dir, dtype_policy=mixed_precision)
     return export(model, out, task, settings["vocab_file"], lowercase=settings.get("lowercase", True), **kwargs)

@@ -2,6 +2,8 @@
 
 from keras import ops
 
+from keras_bert.config import ACTIVATIONS
+
 
 def gelu_exact(x):
     """GELU with the exact erf form (Hugging Face `"gelu"`)."""
@@ -13,26 +15,18 @@ def gelu_tanh(x):
     return ops.gelu(x, approximate=True)
 
 
-_ACTIVATIONS = {
-    "gelu": gelu_exact,
-    "gelu_new": gelu_tanh,
-    "gelu_pytorch_tanh": gelu_tanh,
-    "gelu_fast": gelu_tanh,
-    "relu": ops.relu,
-    "silu": ops.silu,
-    "swish": ops.silu,
-    "tanh": ops.tanh,
-}
+# What each name of `keras_bert.config.ACTIVATIONS` computes -> its function.
+_FUNCTIONS = {"gelu_erf": gelu_exact, "gelu_tanh": gelu_tanh, "relu": ops.relu, "silu": ops.silu, "tanh": ops.tanh}
 
 
 def get_activation(name):
     """Returns the function for an activation name.
 
     Args:
-        name: str. One of `gelu`, `gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`,
-            `relu`, `silu`, `swish`, `tanh`.
+        name: str. One of `keras_bert.config.ACTIVATIONS`: `gelu`, `gelu_new`, `gelu_pytorch_tanh`,
+            `gelu_fast`, `relu`, `silu`, `swish`, `tanh`.
     """
     try:
-        return _ACTIVATIONS[name]
+        return _FUNCTIONS[ACTIVATIONS[name]]
     except KeyError:
-        raise ValueError(f"Unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
+        raise ValueError(f"Unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None

@@ -1,4 +1,4 @@
-"""BERT tokenization: vocabulary loading, the in-graph WordPiece tokenizer and the packer."""
+"""BERT tokenization: vocabulary learning and loading, the in-graph WordPiece tokenizer and the packer."""
 
 from keras_bert.tokenization.graph_ops import disallowed_ops, list_graph_ops, load_allowlist
 from keras_bert.tokenization.packer import BertPacker, truncated_pair_lengths
@@ -8,7 +8,9 @@ from keras_bert.tokenization.vocabulary import (
     VocabularyError,
     load_vocabulary,
     validate_vocabulary,
+    write_vocabulary,
 )
+from keras_bert.tokenization.wordpiece_learner import learn_vocabulary
 
 __all__ = [
     "BertPacker",
@@ -16,9 +18,11 @@ __all__ = [
     "RESERVED_TOKENS",
     "VocabularyError",
     "disallowed_ops",
+    "learn_vocabulary",
     "list_graph_ops",
     "load_allowlist",
     "load_vocabulary",
     "truncated_pair_lengths",
     "validate_vocabulary",
+    "write_vocabulary",
 ]

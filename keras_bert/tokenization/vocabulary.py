@@ -1,4 +1,4 @@
-"""WordPiece vocabulary loading and validation."""
+"""WordPiece vocabulary loading, validation and writing."""
 
 import os
 
@@ -69,3 +69,23 @@ def load_vocabulary(path):
     # A single trailing empty line (file ending in "\n\n") is still an error: it would be a token.
     validate_vocabulary(tokens, source=path)
     return tokens
+
+
+def write_vocabulary(tokens, path):
+    """Writes a vocab.txt (one token per line) atomically: a crash never leaves half a file under `path`.
+
+    Args:
+        tokens: list[str], the vocabulary, index = token id (validated first).
+        path: str or os.PathLike, the file to write; its directory is created if missing.
+
+    Returns:
+        str: the path.
+    """
+    path = os.fspath(path)
+    validate_vocabulary(tokens, source=path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    staging = path + ".tmp"
+    with open(staging, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(tokens) + "\n")
+    os.replace(staging, path)
+    return path

@@ -11,18 +11,18 @@ import sys
 
 import pytest
 
-from benchmarks import compare, peers
+from benchmarks import harness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_missing_modules_names_what_a_peer_needs():
-    for peer, modules in peers.PEERS.items():
-        assert set(peers.missing_modules(peer)) <= set(modules)
+    for peer, modules in harness.PEERS.items():
+        assert set(harness.missing_modules(peer)) <= set(modules)
 
 
 def test_peers_command_times_hf_and_ort_in_compare_rows(tmp_path):
-    missing = peers.missing_modules("ort")  # a superset of what hf needs
+    missing = harness.missing_modules("ort")  # a superset of what hf needs
     if missing:
         pytest.skip(f"the PyTorch/ONNX Runtime peers need {', '.join(missing)}")
     out = tmp_path / "peers.json"
@@ -37,7 +37,7 @@ def test_peers_command_times_hf_and_ort_in_compare_rows(tmp_path):
     data = json.loads(out.read_text())
     got = {(r["package"], r["mode"]) for r in data["results"]}
     assert got == {("hf", "step"), ("hf", "infer"), ("ort", "infer")}
-    config = compare.CONFIGS["mini-128"]
+    config = harness.CONFIGS["mini-128"]
     for row in data["results"]:
         assert (row["preset"], row["seq"], row["batch"]) == config
         assert row["seq_per_s"] > 0 and len(row["seq_per_s_rounds"]) == 1

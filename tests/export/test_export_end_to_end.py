@@ -51,7 +51,7 @@ def test_saved_model_cli_run(exported, tmp_path):
 @pytest.mark.large
 def test_export_cli_then_server_rest_and_grpc(model_dirs, tmp_path):
     import keras_bert
-    from serving._testing import ServerProcess
+    from serving.testing import ServerProcess
     from serving.client import grpc_predict, rest_predict
     from tests.export.conftest import MAX_POSITIONS, VOCAB
     from tests.export.reference import Reference

@@ -20,7 +20,7 @@ import pytest
 from google.protobuf import json_format
 
 from serving import client
-from serving._testing import ServerProcess, write_tiny_model
+from serving.testing import ServerProcess, write_tiny_model
 
 MAX_BODY_BYTES = 100_000
 LONG_TEXT = "a very long text " * 2000  # far above any model's maximum length

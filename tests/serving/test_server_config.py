@@ -20,8 +20,9 @@ from serving._json_tensors import (
     parse_json_body,
     request_to_arrays,
 )
-from serving._models import Servable, list_version_dirs
-from serving._testing import write_tiny_model
+from keras_bert.export import version_dirs
+from serving._models import Servable
+from serving.testing import write_tiny_model
 
 
 def test_model_config_file_policies_and_labels(tmp_path):
@@ -74,8 +75,8 @@ def test_version_dirs_ignore_temporary_and_non_numeric(tmp_path):
     for name in ["1", "12", ".tmp-3", "4.tmp", "notes"]:
         (tmp_path / name).mkdir()
     (tmp_path / "5").write_text("a file, not a version directory")
-    assert sorted(list_version_dirs(str(tmp_path))) == [1, 12]
-    assert list_version_dirs(str(tmp_path / "missing")) == {}
+    assert version_dirs(str(tmp_path)) == {1: str(tmp_path / "1"), 12: str(tmp_path / "12")}
+    assert version_dirs(str(tmp_path / "missing")) == {}
 
 
 def test_json_depth_ignores_brackets_inside_strings():
@@ -133,7 +134,7 @@ def test_deploy_configs_parse():
     """The files in serving/deploy/ are valid for both servers' parsers."""
     import os
 
-    from serving._testing import REPO_ROOT
+    from serving.testing import REPO_ROOT
 
     deploy = os.path.join(REPO_ROOT, "serving", "deploy")
     (bert,) = parse_model_config_file(os.path.join(deploy, "models.config"))

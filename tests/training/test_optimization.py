@@ -2,9 +2,10 @@
 
 import keras
 import numpy as np
+import pytest
 
-from keras_bert.optimization import (WEIGHT_DECAY_EXCLUDED, AdamW, Lamb, WarmupDecaySchedule, create_optimizer,
-                                   excluded_from_weight_decay)
+from keras_bert.optimization import (PRECISIONS, WEIGHT_DECAY_EXCLUDED, AdamW, Lamb, WarmupDecaySchedule,
+                                   create_optimizer, excluded_from_weight_decay, set_mixed_precision)
 
 
 def test_exclusions_match_layer_norm_and_bias():
@@ -52,6 +53,26 @@ def test_accumulation_and_loss_scale_options():
     optimizer = create_optimizer("lamb", 1e-3, accumulation_steps=4, mixed_precision="mixed_float16")
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     assert optimizer.inner_optimizer.gradient_accumulation_steps == 4
+
+
+def test_optimizer_name_must_be_a_name():
+    with pytest.raises(TypeError, match="learning_rate="):
+        create_optimizer(1e-4)
+    with pytest.raises(ValueError, match="Unknown optimizer 'adagrad'"):
+        create_optimizer("adagrad")
+
+
+def test_set_mixed_precision_takes_the_precisions_and_none():
+    try:
+        for policy in PRECISIONS:
+            set_mixed_precision(policy)
+            assert keras.config.dtype_policy().name == policy
+        set_mixed_precision(None)
+        assert keras.config.dtype_policy().name == "float32"
+        with pytest.raises(ValueError, match="mixed_bfloat16"):
+            set_mixed_precision("bfloat16")
+    finally:
+        keras.config.set_dtype_policy("float32")
 
 
 def _fit_a_few_steps(optimizer, steps=4):

@@ -1,8 +1,7 @@
-"""Tiny SavedModels and a server launcher, for the serving tests and benchmark."""
+"""Tiny SavedModels and a server launcher, for the serving and export tests and the serving benchmark."""
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -12,9 +11,8 @@ import urllib.error
 import urllib.request
 
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from serving._models import WARMUP_FILE
+from keras_bert.export import write_warmup_requests
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,25 +46,6 @@ class _TinyModel(tf.Module):
         }
 
 
-def write_warmup_file(saved_model_dir, texts=("warm up",)):
-    """Writes TF Serving warmup records (one Predict request) into a SavedModel.
-
-    Args:
-        saved_model_dir: str. The SavedModel directory.
-        texts: sequence of str. The `text` batch of the warmup request.
-    """
-    path = os.path.join(saved_model_dir, WARMUP_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    request = predict_pb2.PredictRequest()
-    request.model_spec.signature_name = "serving_default"
-    request.inputs["text"].CopyFrom(tf.make_tensor_proto(list(texts), dtype=tf.string))
-    log = prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request)
-    )
-    with tf.io.TFRecordWriter(path) as writer:
-        writer.write(log.SerializeToString())
-
-
 def write_tiny_model(model_dir, version, warmup=True):
     """Saves the tiny model as `model_dir/<version>/`, atomically (temp dir + rename).
 
@@ -87,23 +66,10 @@ def write_tiny_model(model_dir, version, warmup=True):
         "serve_ids": module.serve_ids,
     })
     if warmup:
-        write_warmup_file(staging)
+        write_warmup_requests(staging, os.path.basename(model_dir), {"text": ["warm up"]})
     final = os.path.join(model_dir, str(version))
     os.rename(staging, final)
     return final
-
-
-def copy_version(source_dir, model_dir, version):
-    """Copies a version directory into `model_dir/<version>` via temp dir + rename.
-
-    Args:
-        source_dir: str. An existing SavedModel directory.
-        model_dir: str. `BASE/NAME`.
-        version: int. The new version number.
-    """
-    staging = os.path.join(model_dir, f".tmp-copy-{version}")
-    shutil.copytree(source_dir, staging)
-    os.rename(staging, os.path.join(model_dir, str(version)))
 
 
 def free_port():
