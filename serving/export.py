@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 
+from keras_bert.optimization import PRECISIONS
 from keras_bert.tasks.kinds import KINDS
 
 
@@ -42,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--pair", action="store_true",
                         help="classification/regression: inputs `text` and `text_pair`")
     parser.add_argument("--max-answer-length", type=int, default=30, help="qa task: longest answer, in word pieces")
-    parser.add_argument("--mixed-precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default=None,
+    parser.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
                         help="dtype policy of the exported graph (default float32); outputs stay float32")
     parser.add_argument("--no-warmup", action="store_true", help="do not write TF Serving warmup records")
     return parser.parse_args(argv)

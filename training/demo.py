@@ -138,14 +138,14 @@ def main(argv=None):
     classifier = os.path.join(workdir, "classifier")
     run_job("training.finetune", "--config", "training/configs/finetune_sst2.yaml", "--init", minilm,
             "--output-dir", classifier, "--train-file", train_file, "--validation-file", dev_file,
-            "--epochs", args.finetune_epochs, "--batch-size", 16, "--learning-rate", 1e-4,
+            "--labels", "negative,positive", "--epochs", args.finetune_epochs, "--batch-size", 16, "--learning-rate", 1e-4,
             "--log-every", 5, "--eval-every", 10, "--checkpoint-every", 50)
     with open(os.path.join(classifier, "metrics.json"), encoding="utf-8") as f:
         dev_metrics = json.load(f)
 
     # --- 4. Export for TF Serving: raw text in, tokenizer in the graph ---
     model_base = os.path.join(workdir, "models", "sentiment")
-    run_job("serving.export", "--model", classifier, "--task", "classification", "--out", model_base)
+    run_job("serving.export", "--model", classifier, "--out", model_base)  # the model's own task
 
     # --- 5. Serve on loopback and query it with raw text over REST and gRPC ---
     from serving.client import grpc_predict, rest_predict

@@ -15,7 +15,6 @@ import typing
 
 import keras_bert
 from keras_bert import tasks
-from keras_bert.tokenization import BertTokenizer
 from keras_bert.trainer import ConfigError, data_file, parse_job_config, run
 
 
@@ -49,10 +48,7 @@ def main(argv=None):
     labels = getattr(model, "labels", None)
     if task.name in ("classification", "token_classification") and not labels:
         raise ConfigError(f"{config.model}: the model has no class/tag names (labels); save it with labels")
-    settings = keras_bert.load_tokenizer_settings(config.model)
-    if not settings.get("vocab_file"):
-        raise ConfigError(f"{config.model} has no vocab.txt")
-    tokenizer = BertTokenizer(settings["vocab_file"], lowercase=settings["lowercase"])
+    tokenizer = keras_bert.load_tokenizer(config.model)
 
     # --- Data, predictions, metrics ---
     data = task.read(path, config, tokenizer, batch_size=config.eval_batch_size, training=False, labels=labels,

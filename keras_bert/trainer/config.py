@@ -16,7 +16,7 @@ import typing
 
 import yaml
 
-from keras_bert.optimization import MIXED_PRECISION_POLICIES, OPTIMIZERS
+from keras_bert.optimization import OPTIMIZERS, PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -52,7 +52,7 @@ class LoopConfig:
         profile_steps: str or None. e.g. "20,25": profile those steps to TensorBoard.
     """
 
-    choices = {"strategy": STRATEGIES, "optimizer": OPTIMIZERS, "mixed_precision": MIXED_PRECISION_POLICIES}
+    choices = {"strategy": STRATEGIES, "optimizer": OPTIMIZERS, "mixed_precision": (None, *PRECISIONS)}
 
     output_dir: typing.Optional[str] = None
     strategy: str = "auto"
