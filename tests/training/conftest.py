@@ -52,7 +52,7 @@ def job_command(module, *args):
 
 def run_job(module, *args, check=True, timeout=600):
     """Runs a training job to completion; returns the CompletedProcess (output captured)."""
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)  # The jobs keep TensorFlow's start-up lines out themselves.
     result = subprocess.run(job_command(module, *args), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                             timeout=timeout)
     if check and result.returncode != 0:

