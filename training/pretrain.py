@@ -16,24 +16,66 @@ import dataclasses
 import glob
 import os
 import sys
+import typing
 
-import keras
-import tensorflow as tf
 
 import keras_bert
 from keras_bert import data as bert_data
-from keras_bert.optimization import WarmupDecaySchedule, create_optimizer, set_mixed_precision
 from keras_bert.tokenization import BertTokenizer, learn_vocabulary, write_vocabulary
-from keras_bert.trainer import (PretrainConfig, check_batch_size, check_not_empty, config_from_dict,
-                                create_strategy, fit_resumable, is_chief, parse_job_config)
+from keras_bert.trainer import (ConfigError, LoopConfig, build_optimizer, check_not_empty, config_from_dict,
+                                fit_resumable, is_chief, parse_job_config, prepare, run)
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig(LoopConfig):
+    """The pretraining job (`python -m training.pretrain`).
+
+    Args:
+        preset: str. `BertConfig` preset name.
+        model: dict. `BertConfig` overrides (hidden_size, num_layers, ...).
+        corpus: list of str. Raw text files (one sentence a line, blank line between documents).
+        vocab: str or None. vocab.txt; None builds one from the corpus.
+        vocab_size: int. Size of a vocabulary built from the corpus.
+        cased: bool. Keep case and accents (e.g. BERTimbau).
+        train_files: list of str. Pretraining TFRecords; empty builds them from the corpus.
+        validation_files: list of str. Held-out TFRecords for the validation run.
+        validation_steps: int. Batches per validation.
+        max_seq_length: int. Packed length.
+        max_predictions_per_seq: int. Masked positions per sequence.
+        masked_lm_prob: float. Share of tokens masked.
+        dupe_factor: int. Passes over the corpus when building instances.
+        dynamic_masking: bool. New masks every epoch (RoBERTa-style).
+        whole_word_masking: bool. Mask all pieces of a word together.
+        steps: int. Optimizer steps of this phase.
+        phases: list of dict. Later phases (e.g. seq 512); each overrides fields and
+            starts from the previous phase's weights.
+    """
+
+    preset: str = "bert_tiny"
+    model: dict = dataclasses.field(default_factory=dict)
+    corpus: list = dataclasses.field(default_factory=list)
+    vocab: typing.Optional[str] = None
+    vocab_size: int = 8000
+    cased: bool = False
+    train_files: list = dataclasses.field(default_factory=list)
+    validation_files: list = dataclasses.field(default_factory=list)
+    validation_steps: int = 10
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    dupe_factor: int = 5
+    dynamic_masking: bool = False
+    whole_word_masking: bool = False
+    steps: int = 1000
+    phases: list = dataclasses.field(default_factory=list)
 
 
 def parse_config(argv=None):
     """The one config of this job: `--config FILE` plus flag overrides."""
     config = parse_job_config(PretrainConfig, argv, __doc__.splitlines()[0])
     if not config.output_dir:
-        raise SystemExit("error: --output-dir (or output_dir in the config) is required")
+        raise ConfigError("--output-dir (or output_dir in the config) is required")
     return config
 
 
@@ -44,7 +86,7 @@ def build_vocabulary(config):
     path = os.path.join(config.output_dir, "data", "vocab.txt")
     if not os.path.exists(path):
         if not config.corpus:
-            raise SystemExit("error: give --vocab, or --corpus to build a vocabulary from")
+            raise ConfigError("give --vocab, or --corpus to build a vocabulary from")
         write_vocabulary(learn_vocabulary(config.corpus, config.vocab_size, cased=config.cased), path)
     return path
 
@@ -57,7 +99,7 @@ def build_pretraining_files(config, tokenizer):
     done = os.path.join(data_dir, "DONE")
     if not os.path.exists(done):
         if not config.corpus:
-            raise SystemExit("error: give --train-files, or --corpus to build pretraining data from")
+            raise ConfigError("give --train-files, or --corpus to build pretraining data from")
         _, stats = bert_data.write_pretraining_data(
             config.corpus, tokenizer, data_dir, max_seq_length=config.max_seq_length,
             max_predictions_per_seq=config.max_predictions_per_seq, num_shards=2, dupe_factor=config.dupe_factor,
@@ -72,10 +114,7 @@ def build_pretraining_files(config, tokenizer):
 def pretrain(config, init=None):
     """Runs one pretraining phase described by `config`; returns the trained `BertPretrainer`."""
     # --- Strategy, precision, seeds ---
-    strategy = create_strategy(config.strategy)
-    check_batch_size(strategy, config.batch_size)
-    set_mixed_precision(config.mixed_precision)
-    keras.utils.set_random_seed(config.seed)
+    strategy = prepare(config)
 
     # --- Vocabulary and data (global batches; the strategy splits them over replicas) ---
     vocab_file = build_vocabulary(config)
@@ -100,14 +139,7 @@ def pretrain(config, init=None):
                 config.preset, **{"vocab_size": tokenizer.vocabulary_size(), "lowercase": not config.cased,
                                   **config.model})
             model = keras_bert.BertPretrainer(keras_bert.BertEncoder(bert_config))
-        warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_proportion
-                                                                                 * config.steps)
-        schedule = WarmupDecaySchedule(config.learning_rate, min(warmup, config.steps), config.steps, config.end_learning_rate,
-                                       config.decay_power)
-        optimizer = create_optimizer(config.optimizer, schedule, weight_decay=config.weight_decay,
-                                     clipnorm=config.clipnorm, accumulation_steps=config.accumulation_steps,
-                                     mixed_precision=config.mixed_precision)
-        model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+        model.compile(optimizer=build_optimizer(config, config.steps), jit_compile=config.jit_compile)
 
     # --- Train: resumes from OUTPUT/checkpoints when they exist ---
     def validate(model):
@@ -159,4 +191,4 @@ def _without_phases(config):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

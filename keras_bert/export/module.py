@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from keras_bert import tasks
 from keras_bert.models import BertEncoder
-from keras_bert.tasks.fill_mask import MASK_TEXT
+from keras_bert.tasks.fill_mask import MASK_TEXT  # noqa: F401  (re-exported)
 from keras_bert.tasks.token_classification import TagTable, parse_tag  # noqa: F401  (re-exported)
 from keras_bert.tokenization import BertPacker, BertTokenizer
 

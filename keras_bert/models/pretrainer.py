@@ -70,6 +70,12 @@ class BertPretrainer(Task):
         self.mlm_accuracy = MaskedAccuracy(name="mlm_accuracy")  # no argmax over the vocabulary
         self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
 
+    def fill_mask(self, texts, top_k=5, batch_size=32):
+        """The top-k tokens for each text's first literal `[MASK]`: lists of `(token, probability)` (text-in)."""
+        from keras_bert.tasks.fill_mask import fill_mask  # TensorFlow only
+
+        return fill_mask(self, texts, top_k=top_k, batch_size=batch_size)
+
     def compile(self, optimizer="auto", **kwargs):
         """Compiles with BERT's loss; `optimizer="auto"` is AdamW with BERT's weight-decay exclusions."""
         if kwargs.get("loss") not in (None, "auto"):

@@ -1,14 +1,13 @@
 """Text in for the Keras task models: `BertTextPreprocessor`, the tf.data pipelines of `fit(texts, labels)`,
 and `load_pretrained` (any checkpoint directory -> encoder + vocabulary)."""
 
-import json
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bert.data import IGNORE_LABEL, NerExamples, SkipCounter, align_word_labels, squad_windows
+from keras_bert.data import align_word_labels, squad_windows
 from keras_bert.tokenization import BertPacker, BertTokenizer
 
 

@@ -1,11 +1,14 @@
 """One config parser for every training job: YAML file + `--flag` overrides -> a frozen dataclass.
 
-Each job declares a dataclass (`PretrainConfig`, `training.finetune.FinetuneConfig`); its fields
+Each job declares its dataclass beside it (`training.pretrain.PretrainConfig`, `training.finetune.FinetuneConfig`,
+usually a `LoopConfig` subclass); its fields
 are the only keys a YAML file may set. Unknown keys and values of the wrong type
 fail with an error naming the key and the file, before anything is built.
 
 Example:
->>> config = load_config(PretrainConfig, "training/configs/pretrain_tiny.yaml", {"steps": 20})
+>>> config = load_config(LoopConfig, "training/configs/pretrain_tiny.yaml", {"batch_size": 8}, ignore_unknown=True)
+>>> config.batch_size, config.optimizer
+(8, 'adamw')
 """
 
 import argparse
@@ -75,50 +78,6 @@ class LoopConfig:
     profile_steps: typing.Optional[str] = None
 
 
-@dataclasses.dataclass(frozen=True)
-class PretrainConfig(LoopConfig):
-    """The pretraining job (`python -m training.pretrain`).
-
-    Args:
-        preset: str. `BertConfig` preset name.
-        model: dict. `BertConfig` overrides (hidden_size, num_layers, ...).
-        corpus: list of str. Raw text files (one sentence a line, blank line between documents).
-        vocab: str or None. vocab.txt; None builds one from the corpus.
-        vocab_size: int. Size of a vocabulary built from the corpus.
-        cased: bool. Keep case and accents (e.g. BERTimbau).
-        train_files: list of str. Pretraining TFRecords; empty builds them from the corpus.
-        validation_files: list of str. Held-out TFRecords for the validation run.
-        validation_steps: int. Batches per validation.
-        max_seq_length: int. Packed length.
-        max_predictions_per_seq: int. Masked positions per sequence.
-        masked_lm_prob: float. Share of tokens masked.
-        dupe_factor: int. Passes over the corpus when building instances.
-        dynamic_masking: bool. New masks every epoch (RoBERTa-style).
-        whole_word_masking: bool. Mask all pieces of a word together.
-        steps: int. Optimizer steps of this phase.
-        phases: list of dict. Later phases (e.g. seq 512); each overrides fields and
-            starts from the previous phase's weights.
-    """
-
-    preset: str = "bert_tiny"
-    model: dict = dataclasses.field(default_factory=dict)
-    corpus: list = dataclasses.field(default_factory=list)
-    vocab: typing.Optional[str] = None
-    vocab_size: int = 8000
-    cased: bool = False
-    train_files: list = dataclasses.field(default_factory=list)
-    validation_files: list = dataclasses.field(default_factory=list)
-    validation_steps: int = 10
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    dupe_factor: int = 5
-    dynamic_masking: bool = False
-    whole_word_masking: bool = False
-    steps: int = 1000
-    phases: list = dataclasses.field(default_factory=list)
-
-
 def _check_type(name, value, annotation, source):
     """Checks (and lightly coerces) one value against its dataclass annotation."""
     optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
@@ -149,7 +108,7 @@ def config_from_dict(config_class, values, source="<dict>"):
     """Builds `config_class` from a dict, rejecting unknown keys and wrong types.
 
     Args:
-        config_class: a dataclass type such as `PretrainConfig`.
+        config_class: a dataclass type such as `LoopConfig`.
         values: dict. Field name -> value.
         source: str. Named in error messages (the YAML file, or "--flags").
     """
@@ -189,7 +148,7 @@ def load_config(config_class, path=None, overrides=None, ignore_unknown=False):
     """Reads a YAML config file and applies flag overrides (None values are ignored).
 
     Args:
-        config_class: a dataclass type such as `PretrainConfig`.
+        config_class: a dataclass type such as `LoopConfig`.
         path: str or None. YAML file of `{key: value}`.
         overrides: dict or None. Values from command-line flags; they win over the file.
         ignore_unknown: bool. Skip the file's keys that `config_class` does not have (a job reading
@@ -272,7 +231,7 @@ def parse_job_config(config_class, argv=None, description=None, ignore_unknown=F
     """A job's one config: `--config FILE` plus a `--key value` flag for every field.
 
     Args:
-        config_class: a dataclass type such as `PretrainConfig`.
+        config_class: a dataclass type such as `LoopConfig`.
         argv: list[str] or None. Command-line arguments (None: `sys.argv[1:]`).
         description: str or None. The job's `--help` summary.
         ignore_unknown: bool. See `load_config`.

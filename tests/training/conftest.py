@@ -45,6 +45,14 @@ def book_documents(tmp_path_factory):
     return [str(p) for p in paths]
 
 
+@pytest.fixture(scope="session")
+def tiny_init(tmp_path_factory):
+    """A tiny encoder saved with the real MiniLM (bert-base-uncased) vocabulary."""
+    from tests.test_case import save_tiny_init
+
+    return save_tiny_init(tmp_path_factory.mktemp("tiny_init"))
+
+
 def job_command(module, *args):
     """`python -m MODULE ARGS` run from the repository root."""
     return [sys.executable, "-m", module, *map(str, args)]

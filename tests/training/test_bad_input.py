@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from keras_bert.trainer import ConfigError, PretrainConfig, check_batch_size, create_strategy, load_config
+from keras_bert.trainer import ConfigError, check_batch_size, create_strategy, load_config
+from training.pretrain import PretrainConfig
 from tests.training.conftest import REPO_ROOT, run_job
 
 TINY = os.path.join(REPO_ROOT, "training", "configs", "pretrain_tiny.yaml")

@@ -6,11 +6,10 @@ import os
 import unicodedata
 
 import numpy as np
-import pytest
 
 from tests.export.helpers import Tf1Model, decode
 from tests.training.conftest import REPO_ROOT, run_job
-from tests.training.test_finetune_tasks import DATA, HAREM, LOOP, SQUAD, _need, tiny_init  # noqa: F401
+from tests.training.test_finetune_tasks import DATA, HAREM, LOOP, SQUAD, _need
 
 CONFIGS = os.path.join(REPO_ROOT, "training", "configs")
 
@@ -36,7 +35,7 @@ def _short_squad(path, target, characters=250):
     return paragraphs
 
 
-def test_question_answering_export_gives_the_evaluated_answers(tiny_init, tmp_path):  # noqa: F811
+def test_question_answering_export_gives_the_evaluated_answers(tiny_init, tmp_path):
     _need(SQUAD)
     paragraphs = _short_squad(SQUAD, tmp_path / "squad.json")
     recipe = os.path.join(CONFIGS, "finetune_squad.yaml")
@@ -64,7 +63,7 @@ def _fold(text):
     return "".join(c for c in text if unicodedata.category(c) != "Mn" and not c.isspace())
 
 
-def test_token_classification_export_gives_the_evaluated_entities(tiny_init, tmp_path):  # noqa: F811
+def test_token_classification_export_gives_the_evaluated_entities(tiny_init, tmp_path):
     _need(HAREM)
     with open(os.path.join(HAREM, "MiniHAREM-selective.json"), encoding="utf-8") as f:
         documents = json.load(f)[:6]
@@ -99,7 +98,7 @@ def test_token_classification_export_gives_the_evaluated_entities(tiny_init, tmp
     served.close()
 
 
-def test_classification_export_gives_the_evaluated_labels(tiny_init, tmp_path):  # noqa: F811
+def test_classification_export_gives_the_evaluated_labels(tiny_init, tmp_path):
     dev = os.path.join(DATA, "sst2", "dev.tsv")
     _need(dev)
     recipe = os.path.join(CONFIGS, "finetune_sst2.yaml")

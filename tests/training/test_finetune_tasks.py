@@ -11,7 +11,6 @@ import os
 import pytest
 
 from keras_bert.trainer.tensorboard import read_scalars
-from tests.test_case import save_tiny_init
 from tests.training.conftest import REPO_ROOT, run_job
 
 DATA = os.path.join(REPO_ROOT, "..", "shared", "data")
@@ -19,12 +18,6 @@ SQUAD = os.path.join(DATA, "squad", "dev-v1.1.json")
 HAREM = os.path.join(DATA, "portuguese", "harem_bertimbau")
 LOOP = ["--steps", "4", "--batch-size", "4", "--eval-batch-size", "8", "--log-every", "2", "--checkpoint-every",
         "4", "--warmup-steps", "1", "--learning-rate", "0.001"]
-
-
-@pytest.fixture(scope="module")
-def tiny_init(tmp_path_factory):
-    """A tiny encoder saved with the real MiniLM (bert-base-uncased) vocabulary."""
-    return save_tiny_init(tmp_path_factory.mktemp("tiny_init"))
 
 
 def _need(path):

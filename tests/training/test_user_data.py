@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.training.conftest import REPO_ROOT, run_job
-from tests.training.test_finetune_tasks import LOOP, tiny_init  # noqa: F401  (fixture)
+from tests.training.test_finetune_tasks import LOOP
 
 SST2 = os.path.join(REPO_ROOT, "..", "shared", "data", "sst2")
 RECIPE = os.path.join(REPO_ROOT, "training", "configs", "finetune_sst2.yaml")
@@ -28,7 +28,7 @@ def _sst2_as_csv(split, path, count):
     return path
 
 
-def test_csv_with_named_columns_matches_the_sst2_recipe(tiny_init, tmp_path):  # noqa: F811
+def test_csv_with_named_columns_matches_the_sst2_recipe(tiny_init, tmp_path):
     train, dev = _sst2_as_csv("train", tmp_path / "train.csv", 64), _sst2_as_csv("dev", tmp_path / "dev.csv", 40)
     run_job("training.finetune", "--config", RECIPE, "--init", tiny_init, "--output-dir", tmp_path / "recipe",
             "--max-train-examples", 64, "--max-eval-examples", 40, *LOOP)
@@ -52,7 +52,7 @@ def test_csv_with_named_columns_matches_the_sst2_recipe(tiny_init, tmp_path):  #
     assert [model.labels[p] for p in predicted] == written
 
 
-def test_labels_come_from_the_training_file(tiny_init, tmp_path):  # noqa: F811
+def test_labels_come_from_the_training_file(tiny_init, tmp_path):
     train = _sst2_as_csv("train", tmp_path / "train.csv", 64)
     run_job("training.finetune", "--init", tiny_init, "--output-dir", tmp_path / "out", "--train-file", train,
             "--validation-file", train, "--text-column", "review", "--label-column", "stars", *LOOP)
@@ -62,7 +62,7 @@ def test_labels_come_from_the_training_file(tiny_init, tmp_path):  # noqa: F811
 
 
 @pytest.mark.parametrize("problem", ["dev_label", "column", "task", "flag", "missing_file"])
-def test_bad_input_is_one_line_with_exit_status_2(tiny_init, tmp_path, problem):  # noqa: F811
+def test_bad_input_is_one_line_with_exit_status_2(tiny_init, tmp_path, problem):
     train = _sst2_as_csv("train", tmp_path / "train.csv", 64)
     dev = tmp_path / "dev.csv"
     dev.write_text("review,stars\nfine film,good\nodd one,mehh\n", encoding="utf-8")
