@@ -27,6 +27,7 @@ from keras_bert.trainer import (ConfigError, LoopConfig, build_optimizer, check_
                                 is_chief, parse_job_config, prepare, run)
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
 
+
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig(LoopConfig, tasks.DataOptions):
     """The fine-tuning job's config: the loop keys, the data keys and these.

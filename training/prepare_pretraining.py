@@ -6,7 +6,6 @@ Usage (from the repository root):
         --vocab ../shared/data/vocab/bert-base-uncased/vocab.txt --out /tmp/pretrain --max-seq-length 128
 """
 
-import argparse
 import glob
 import sys
 
@@ -20,22 +19,24 @@ def main(argv=None):
     Returns:
         int: exit status.
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", nargs="+", required=True, help="text files or globs")
-    parser.add_argument("--vocab", required=True)
+    from keras_bert.trainer import JobArgumentParser, JobHelpFormatter
+
+    parser = JobArgumentParser(description=__doc__, formatter_class=JobHelpFormatter)
+    parser.add_argument("--corpus", nargs="+", required=True, help="text files or globs (blank line between documents)")
+    parser.add_argument("--vocab", required=True, help="WordPiece vocab.txt")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--cased", action="store_true")
-    parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument("--max-predictions-per-seq", type=int, default=20)
-    parser.add_argument("--masked-lm-prob", type=float, default=0.15)
-    parser.add_argument("--dupe-factor", type=int, default=10)
-    parser.add_argument("--short-seq-prob", type=float, default=0.1)
-    parser.add_argument("--whole-word-masking", action="store_true")
+    parser.add_argument("--cased", action="store_true", help="keep case and accents (e.g. BERTimbau)")
+    parser.add_argument("--max-seq-length", type=int, default=128, help="packed length in word pieces")
+    parser.add_argument("--max-predictions-per-seq", type=int, default=20, help="masked positions per sequence")
+    parser.add_argument("--masked-lm-prob", type=float, default=0.15, help="share of tokens masked")
+    parser.add_argument("--dupe-factor", type=int, default=10, help="passes over the corpus, each with new masks")
+    parser.add_argument("--short-seq-prob", type=float, default=0.1, help="share of shorter sequences")
+    parser.add_argument("--whole-word-masking", action="store_true", help="mask all pieces of a word together")
     parser.add_argument("--dynamic-masking", action="store_true",
                         help="write unmasked instances (mask on the fly with pretraining_dataset)")
-    parser.add_argument("--num-shards", type=int, default=1)
-    parser.add_argument("--gzip", action="store_true")
-    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--num-shards", type=int, default=1, help="TFRecord files to write")
+    parser.add_argument("--gzip", action="store_true", help="GZIP-compress the shards")
+    parser.add_argument("--seed", type=int, default=12345, help="seeds the pairs and the masks")
     args = parser.parse_args(argv)
 
     from keras_bert.data import shard_statistics, write_pretraining_data
@@ -71,4 +72,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from keras_bert.trainer import run
+
+    sys.exit(run(main))

@@ -5,7 +5,6 @@ Usage (from the repository root):
     python -m training.tokenize --vocab vocab.txt [--cased] --input in.txt --output ids.txt
 """
 
-import argparse
 import sys
 
 
@@ -18,12 +17,14 @@ def main(argv=None):
     Returns:
         int: exit status.
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocab", required=True)
-    parser.add_argument("--cased", action="store_true")
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--batch-size", type=int, default=4096)
+    from keras_bert.trainer import JobArgumentParser, JobHelpFormatter
+
+    parser = JobArgumentParser(description=__doc__, formatter_class=JobHelpFormatter)
+    parser.add_argument("--vocab", required=True, help="WordPiece vocab.txt")
+    parser.add_argument("--cased", action="store_true", help="keep case and accents")
+    parser.add_argument("--input", required=True, help="text file, one text a line")
+    parser.add_argument("--output", required=True, help="where the word pieces go, one line per input line")
+    parser.add_argument("--batch-size", type=int, default=4096, help="lines tokenized at a time")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -58,4 +59,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from keras_bert.trainer import run
+
+    sys.exit(run(main))

@@ -4,7 +4,6 @@ Usage (from the repository root):
     python -m training.vocab --corpus a.txt b.txt --vocab-size 30000 [--cased] --output vocab.txt
 """
 
-import argparse
 import glob
 import sys
 
@@ -30,9 +29,11 @@ def main(argv=None):
     Returns:
         int: exit status.
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from keras_bert.trainer import JobArgumentParser, JobHelpFormatter
+
+    parser = JobArgumentParser(description=__doc__, formatter_class=JobHelpFormatter)
     parser.add_argument("--corpus", nargs="+", required=True, help="text files or globs")
-    parser.add_argument("--vocab-size", type=int, required=True)
+    parser.add_argument("--vocab-size", type=int, required=True, help="tokens in the vocabulary")
     parser.add_argument("--cased", action="store_true", help="keep case and accents")
     parser.add_argument("--output", default="vocab.txt", help="where to write vocab.txt")
     parser.add_argument("--unused-tokens", type=int, default=0, help="[unusedN] placeholders to reserve")
@@ -45,4 +46,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from keras_bert.trainer import run
+
+    sys.exit(run(main))

@@ -246,6 +246,10 @@ def parse_job_config(config_class, argv=None, description=None, ignore_unknown=F
     return load_config(config_class, args.pop("config"), args, ignore_unknown=ignore_unknown)
 
 
+class JobHelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` keeps the job's docstring as written and adds each flag's default."""
+
+
 class JobArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are `ConfigError`s (one line, exit status 2 through `run_job`)."""
 
