@@ -20,6 +20,29 @@ _CONTROL_CHARS_REGEX = r"[^\P{C}\t\n\r]|\x{FFFD}"
 _CONTROL_CATEGORY_REGEX = _CONTROL_CHARS_REGEX
 
 
+def _in_keras_safe_mode():
+    """Whether Keras is deserializing with `safe_mode=True` (load_model, deserialize_keras_object).
+
+    Keras 3.15 has no public accessor; `serialization_lib.in_safe_mode()` returns True/False inside a
+    `SafeModeScope` (which `from_config` runs in) and None outside one.
+    """
+    try:
+        from keras.src.saving.serialization_lib import in_safe_mode
+    except ImportError:  # pragma: no cover - a Keras without it: assume the safe default.
+        return True
+    return bool(in_safe_mode())
+
+
+def _refuse_path_in_safe_mode(vocabulary, where):
+    if isinstance(vocabulary, (str, bytes, os.PathLike)) and _in_keras_safe_mode():
+        raise ValueError(
+            f"{where}: the config's vocabulary is a file path ({os.fsdecode(vocabulary)!r}), which Keras "
+            "safe mode does not allow to be read: a model config could otherwise make loading read any "
+            "file. Saved keras_bert models store the vocabulary tokens; re-save the model, or pass "
+            "safe_mode=False only if you trust the file."
+        )
+
+
 @functools.lru_cache(maxsize=4)
 def _normalizer_model(lowercase_and_strip_accents):
     return pywrap_fast_bert_normalizer_model_builder.build_fast_bert_normalizer_model(
@@ -48,7 +71,9 @@ class BertTokenizer(keras.layers.Layer):
     the ligature "ﬁ" or "½" become "fi" / "1⁄2" (none occur in the parity corpora).
 
     Args:
-        vocabulary: str path to vocab.txt, or list[str] of tokens (index = id).
+        vocabulary: str path to vocab.txt, or list[str] of tokens (index = id). The config
+            (`get_config`) always holds the tokens; a path in a config is refused while
+            Keras deserializes in safe mode.
         lowercase: bool, lower-case the text (uncased models).
         strip_accents: bool or None; None follows `lowercase` as in BERT. Only
             `strip_accents == lowercase` is supported by the in-graph normaliser.
@@ -78,11 +103,11 @@ class BertTokenizer(keras.layers.Layer):
                 "or lowercase=False without it (cased BERT); got "
                 f"lowercase={lowercase}, strip_accents={strip_accents}."
             )
+        # Also guards layers that build a tokenizer from their own config (BertTextPreprocessor).
+        _refuse_path_in_safe_mode(vocabulary, "BertTokenizer")
         if isinstance(vocabulary, (str, os.PathLike)):
-            self._vocabulary_path = os.fspath(vocabulary)
             tokens = load_vocabulary(vocabulary)
         else:
-            self._vocabulary_path = None
             tokens = list(vocabulary)
             validate_vocabulary(tokens)
         if unknown_token not in tokens:
@@ -282,11 +307,23 @@ class BertTokenizer(keras.layers.Layer):
     def compute_output_spec(self, inputs):
         return keras.KerasTensor([None, None], dtype="int32", ragged=True)
 
+    @classmethod
+    def from_config(cls, config):
+        """Builds the layer from `get_config()`; a vocabulary *path* is refused in Keras safe mode.
+
+        Raises:
+            ValueError: when `config["vocabulary"]` is a str path and Keras is in safe mode
+                (`keras.saving.load_model(..., safe_mode=True)`, the default).
+        """
+        _refuse_path_in_safe_mode(config.get("vocabulary"), "BertTokenizer.from_config")
+        return cls(**config)
+
     def get_config(self):
+        # The tokens themselves, never a path: a saved model is self-contained and loading reads no file.
         config = super().get_config()
         config.update(
             {
-                "vocabulary": self._vocabulary_path or list(self.vocabulary),
+                "vocabulary": list(self.vocabulary),
                 "lowercase": self.lowercase,
                 "strip_accents": self.strip_accents,
                 "unknown_token": self.unknown_token,
