@@ -5,6 +5,7 @@ import os
 
 import keras
 import tensorflow as tf
+import tensorflow_text as tf_text
 from tensorflow_text.core.pybinds import pywrap_fast_bert_normalizer_model_builder
 from tensorflow_text.core.pybinds import pywrap_fast_wordpiece_tokenizer_model_builder
 from tensorflow_text.python.ops.fast_bert_normalizer import FastBertNormalizer
@@ -18,6 +19,25 @@ from keras_bert.tokenization.vocabulary import load_vocabulary, validate_vocabul
 # so we delete them first. Invalid UTF-8 bytes are deleted as well (decoded as U+FFFD).
 _CONTROL_CHARS_REGEX = r"[^\P{C}\t\n\r]|\x{FFFD}"
 _CONTROL_CATEGORY_REGEX = _CONTROL_CHARS_REGEX
+
+# Uncased normalisation, as original BERT's BasicTokenizer: Python `str.lower()`, then NFD and deletion
+# of the "Mn" (non-spacing combining mark) characters. No NFKC compatibility mapping, no case folding.
+# tf.strings.lower (the core StringLower op, ICU) follows the process's ICU default locale (LANG): in
+# Turkish/Azeri "I" -> "ı", in Lithuanian "I", "J", "Į", "Ì", "Í", "Ĩ" gain a combining dot. These
+# are the only locale-dependent lower-case mappings (CLDR/SpecialCasing), so they are replaced first by
+# what the root locale gives after accent stripping ("İ" -> "i̇" -> "i", "Ì" -> "ì" -> "i", ...).
+_LOCALE_SENSITIVE_I_REGEX = "[I\u00cc\u00cd\u0128\u012e\u0130]"
+_NONSPACING_MARK_REGEX = r"\p{Mn}"
+
+
+def _lowercase_and_strip_accents(strings):
+    """str.lower() + NFD + deletion of Mn characters, with TF Serving ops (StringLower, NormalizeUTF8,
+    StaticRegexReplace). Context-dependent only through the final sigma ("ΑΣ" -> "ας"), as str.lower()."""
+    strings = tf.strings.regex_replace(strings, _LOCALE_SENSITIVE_I_REGEX, "i")
+    strings = tf.strings.regex_replace(strings, "J", "j")
+    strings = tf.strings.lower(strings, encoding="utf-8")
+    strings = tf_text.normalize_utf8(strings, "NFD")
+    return tf.strings.regex_replace(strings, _NONSPACING_MARK_REGEX, "")
 
 
 def _in_keras_safe_mode():
@@ -66,9 +86,10 @@ class BertTokenizer(keras.layers.Layer):
     tensorflow-text's FastBertNormalize and FastWordpieceTokenizeWithOffsets ops, both
     registered by TF Serving's stock build, so the layer can be exported with a model.
 
-    Known deviation from the reference (Python BERT / HF `tokenizers`): uncased mode
-    lower-cases with Unicode NFKC case folding, so compatibility characters such as
-    the ligature "ﬁ" or "½" become "fi" / "1⁄2" (none occur in the parity corpora).
+    Uncased normalisation is original BERT's: `str.lower()` (StringLower), NFD (NormalizeUTF8),
+    deletion of "Mn" marks (StaticRegexReplace); no NFKC, no case folding ("ﬁ", "½", "ß" kept).
+    The differences left against HF `tokenizers` over all code points (Unicode table versions,
+    HF's own deviations from original BERT) are listed in tests/tokenization/test_code_point_sweep.py.
 
     Args:
         vocabulary: str path to vocab.txt, or list[str] of tokens (index = id). The config
@@ -118,9 +139,9 @@ class BertTokenizer(keras.layers.Layer):
         self.unknown_token = unknown_token
         self.max_bytes_per_word = int(max_bytes_per_word)
         self._token_to_id = {token: index for index, token in enumerate(tokens)}
-        self._normalizer = FastBertNormalizer(
-            model_buffer=_normalizer_model(self.lowercase)
-        )
+        # Lower-casing and accent stripping are done before (see `_normalize`); FastBertNormalize only
+        # does BERT's whitespace / CJK handling (its own uncased mode is NFKC case folding, not BERT's).
+        self._normalizer = FastBertNormalizer(model_buffer=_normalizer_model(False))
         self._wordpiece = FastWordpieceTokenizer(
             model_buffer=_wordpiece_model(tokens, unknown_token, self.max_bytes_per_word),
             token_out_type=tf.int32,
@@ -205,6 +226,9 @@ class BertTokenizer(keras.layers.Layer):
             raise ValueError(f"BertTokenizer expects tf.string input, got {inputs.dtype}")
         return inputs
 
+    def _normalize(self, strings):
+        return _lowercase_and_strip_accents(strings) if self.lowercase else strings
+
     def call(self, inputs):
         """Tokenizes a batch of strings into word-piece ids.
 
@@ -222,7 +246,7 @@ class BertTokenizer(keras.layers.Layer):
             inputs, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
         cleaned = tf.strings.regex_replace(cleaned, _CONTROL_CHARS_REGEX, "")
-        normalized = self._normalizer.normalize(cleaned)
+        normalized = self._normalizer.normalize(self._normalize(cleaned))
         token_ids = self._wordpiece.tokenize(normalized)
         return token_ids[0] if scalar else token_ids
 
@@ -272,37 +296,54 @@ class BertTokenizer(keras.layers.Layer):
         kept_starts = tf.ragged.boolean_mask(char_starts, keep)
         kept_lengths = tf.ragged.boolean_mask(char_byte_lengths, keep)
         cleaned = tf.strings.unicode_encode(kept_codepoints, "UTF-8")
-        # byte_map[b] = byte offset in the original string of byte b of the cleaned string.
-        # (Kept characters are valid UTF-8 and re-encode to the same bytes.)
-        per_char = tf.ragged.range(kept_starts.flat_values, kept_starts.flat_values + kept_lengths.flat_values)
-        byte_map = tf.RaggedTensor.from_row_splits(
-            per_char.flat_values,
-            tf.gather(per_char.row_splits, kept_starts.row_splits),
+        # The text is normalised as a whole (exactly as `call`); each kept character's normalised byte
+        # length (0 when it is only a mark) maps the normalised bytes back to it. Per character and as a
+        # whole the lengths are the same: only the final sigma depends on context (σ/ς, 2 bytes both).
+        kept_strings = tf.ragged.boolean_mask(char_strings, keep)
+        normalized_lengths = kept_strings.with_flat_values(
+            tf.strings.length(self._normalize(kept_strings.flat_values), unit="BYTE")
         )
-        normalized, norm_offsets = self._normalizer.normalize_with_offsets(cleaned)
+        normalized_text = self._normalize(cleaned)
+        # char_of_byte[b] = index (in the flat kept characters) of the character normalised byte b comes from.
+        flat_char_index = tf.range(tf.size(normalized_lengths.flat_values, out_type=tf.int64))
+        per_byte = tf.repeat(flat_char_index, tf.cast(normalized_lengths.flat_values, tf.int64))
+        byte_row_splits = tf.gather(
+            tf.concat([[0], tf.cumsum(tf.cast(normalized_lengths.flat_values, tf.int64))], axis=0),
+            normalized_lengths.row_splits,
+        )
+        char_of_byte = tf.RaggedTensor.from_row_splits(per_byte, byte_row_splits)
+        flat_char_starts = tf.cast(kept_starts.flat_values, tf.int64)
+        flat_char_ends = flat_char_starts + tf.cast(kept_lengths.flat_values, tf.int64)
+        normalized, norm_offsets = self._normalizer.normalize_with_offsets(normalized_text)
         token_ids, norm_starts, norm_ends = self._wordpiece.tokenize_with_offsets(normalized)
-        clean_starts = tf.gather(norm_offsets, norm_starts, axis=-1, batch_dims=-1)
-        clean_ends = tf.gather(norm_offsets, norm_ends, axis=-1, batch_dims=-1)
-        byte_map = tf.cast(byte_map, clean_starts.dtype)
-        starts = tf.gather(byte_map, clean_starts, axis=-1, batch_dims=-1)
-        ends = tf.gather(byte_map, clean_ends - 1, axis=-1, batch_dims=-1) + 1
+        text_starts = tf.gather(norm_offsets, norm_starts, axis=-1, batch_dims=-1)
+        text_ends = tf.gather(norm_offsets, norm_ends, axis=-1, batch_dims=-1)
+        char_of_byte = tf.cast(char_of_byte, text_starts.dtype)
+        first_chars = tf.gather(char_of_byte, text_starts, axis=-1, batch_dims=-1)
+        last_chars = tf.gather(char_of_byte, text_ends - 1, axis=-1, batch_dims=-1)
+        starts = tf.ragged.map_flat_values(tf.gather, flat_char_starts, first_chars)
+        ends = tf.ragged.map_flat_values(tf.gather, flat_char_ends, last_chars)
         return token_ids, starts, ends
 
     def detokenize(self, token_ids):
-        """Maps ids back to space-joined tokens (for debugging; "##" pieces kept).
+        """Maps ids back to text: tokens joined by spaces, "##" pieces joined to the piece before.
+
+        `qu ##ick` -> "quick". The text is the normalised one (uncased: lower-case, no accents) and
+        punctuation stays split ("hello , world"), as BERT's tokens are.
 
         Args:
-            token_ids: int Tensor or RaggedTensor of shape [batch, (pieces)].
+            token_ids: int Tensor or RaggedTensor of shape [batch, (pieces)] (or [(pieces)]).
 
         Returns:
-            tf.string Tensor [batch]: tokens joined by spaces.
+            tf.string Tensor [batch] (or a scalar).
         """
         table = tf.constant(self.vocabulary)
         if isinstance(token_ids, tf.RaggedTensor):
             tokens = tf.ragged.map_flat_values(tf.gather, table, token_ids)
         else:
             tokens = tf.gather(table, token_ids)
-        return tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+        text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+        return tf.strings.regex_replace(text, " ##", "")
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor([None, None], dtype="int32", ragged=True)

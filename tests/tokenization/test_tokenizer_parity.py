@@ -8,9 +8,8 @@ Measured (full corpora, `large` tests):
   "d\\x92água", "n\\x92alma"; U+0097 for a dash). Original BERT and HF delete control
   characters ("dágua"), while tensorflow-text's FastBertNormalize alone turns them into a
   space ("d água"), so BertTokenizer deletes them before normalising.
-Remaining known difference (not present in these corpora): in uncased mode FastBertNormalize
-lower-cases with NFKC case folding, so compatibility characters ("ﬁ", "½") are decomposed
-where BERT keeps them.
+Uncased normalisation is original BERT's (str.lower, NFD, no Mn); the differences left over all code points
+are listed in test_code_point_sweep.py.
 """
 
 import glob
