@@ -9,9 +9,11 @@ import sys
 
 
 def _import_tensorflow_quietly():
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+    ours = os.environ.get("KERAS_BERT_QUIET_TF") == "1"  # Set by a parent job, not by the user.
+    if ("TF_CPP_MIN_LOG_LEVEL" in os.environ and not ours) or "tensorflow" in sys.modules:
         return  # The user asked for TensorFlow's own logging, or it is already loaded.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["KERAS_BERT_QUIET_TF"] = "1"
     stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     sys.stderr.flush()
     os.dup2(devnull, 2)  # The lines come from C++ before absl's log flags apply, so only the fd silences them.
