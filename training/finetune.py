@@ -87,7 +87,7 @@ def main(argv=None):
                     labels=train.labels, limit=config.max_eval_examples)
     check_not_empty(train.dataset, f"{train_file}: the training batches (fewer examples than --batch-size?)")
     print(f"[finetune] {config.task}: {train.size} training and {dev.size} dev examples"
-          + (f", labels {train.labels}" if train.labels and len(train.labels) <= 20 else ""))
+          + (f", {len(train.labels)} labels {train.labels}" if train.labels else ""))
     steps = config.steps or max(1, math.ceil(config.epochs * train.size / config.batch_size))
 
     # --- Model and optimizer, under the strategy scope ---

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import xml.etree.ElementTree as ElementTree
@@ -9,7 +10,7 @@ import xml.etree.ElementTree as ElementTree
 import tensorflow as tf
 
 from keras_bert.data.batching import batch_packed_examples
-from keras_bert.data.errors import DataError, SkipCounter
+from keras_bert.data.errors import DataError, SkipCounter, no_examples, read_text
 from keras_bert.tokenization import BertPacker
 
 
@@ -38,41 +39,71 @@ class TextExamples:
 
 
 def _rows(path, file_format, has_header, delimiter):
-    """Yields (line_number, row) with row a dict (header/JSON) or a list."""
+    """Yields (line_number, row) with row a dict (header/JSON) or a list.
+
+    The file must be UTF-8 (a leading BOM is dropped); other bytes are a DataError naming line and byte.
+    """
+    text = read_text(path)
     if file_format == "jsonl":
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise DataError(f"{path}:{number}: invalid JSON ({error.msg})") from None
-        return
-    delimiter = delimiter or ("\t" if file_format == "tsv" else ",")
-    with open(path, encoding="utf-8", newline="") as handle:
-        if file_format == "tsv":
-            # GLUE TSVs are not quoted; a quote character is text.
-            reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE)
-        else:
-            reader = csv.reader(handle, delimiter=delimiter)
-        header = None
-        for row in reader:
-            number = reader.line_num
-            if header is None and has_header:
-                header = [h.strip() for h in row]
-                continue
-            if not row or all(not cell.strip() for cell in row):
+        for number, line in enumerate(io.StringIO(text, newline=None), start=1):
+            if not line.strip():
                 yield number, None
                 continue
-            if header is not None:
-                if len(row) != len(header):
-                    raise DataError(
-                        f"{path}:{number}: expected {len(header)} columns ({header}), got {len(row)}"
-                    )
-                yield number, dict(zip(header, row))
-            else:
-                yield number, row
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}:{number}: invalid JSON ({error.msg}, column {error.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object with named fields, got a "
+                                f"{type(row).__name__}")
+            yield number, row
+        return
+    delimiter = delimiter or ("\t" if file_format == "tsv" else ",")
+    handle = io.StringIO(text, newline="")
+    if file_format == "tsv":
+        # GLUE TSVs are not quoted; a quote character is text.
+        reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(handle, delimiter=delimiter)
+    header = None
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(f"{path}:{reader.line_num}: malformed {file_format.upper()} ({error})") from None
+        number = reader.line_num
+        if header is None and has_header:
+            header = [h.strip() for h in row]
+            continue
+        if not row or all(not cell.strip() for cell in row):
+            yield number, None
+            continue
+        if header is not None:
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}:{number}: expected {len(header)} columns ({header}), got {len(row)}"
+                )
+            yield number, dict(zip(header, row))
+        else:
+            yield number, row
+
+
+def _field(path, number, row, column, what):
+    """`row[column]`: a string, or a number for labels; anything else is a DataError naming line and field."""
+    try:
+        value = row[column]
+    except (KeyError, IndexError):
+        raise DataError(f"{path}:{number}: missing column {column!r}") from None
+    except TypeError:
+        raise DataError(f"{path}:{number}: column {column!r}: this row has no such column") from None
+    kinds = (str,) if what == "text" else (str, int, float)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        expected = "a string" if what == "text" else "a string or a number"
+        raise DataError(f"{path}:{number}: {what} column {column!r} must be {expected}, got "
+                        f"{type(value).__name__} {value!r:.60}")
+    return value
 
 
 def read_text_examples(
@@ -124,11 +155,8 @@ def read_text_examples(
         if row is None:
             skipped["empty_line"] += 1
             continue
-        try:
-            texts = [str(row[c]).strip() for c in text_columns]
-            label = row[label_column]
-        except (KeyError, IndexError) as error:
-            raise DataError(f"{path}:{number}: missing column {error}") from None
+        texts = [_field(path, number, row, c, "text").strip() for c in text_columns]
+        label = _field(path, number, row, label_column, "label")
         if any(not t for t in texts):
             if skip_bad_rows:
                 skipped["empty_text"] += 1
@@ -169,6 +197,8 @@ def read_text_examples(
                 raise DataError(f"{path}:{number}: label {label!r} is not in the label set {label_list}")
     texts_a = [t for t, k in zip(texts_a, keep) if k]
     texts_b = [t for t, k in zip(texts_b, keep) if k] if texts_b else None
+    if not texts_a:
+        raise DataError(f"{path}: no examples" + (f" ({skipped.summary()})" if skipped else ""))
     return TextExamples(texts_a, texts_b, labels, label_list, skipped, path)
 
 
@@ -186,33 +216,58 @@ def read_assin2(path, task="entailment"):
     if task not in ("entailment", "similarity"):
         raise ValueError(f"task must be 'entailment' or 'similarity', got {task!r}")
     try:
-        root = ElementTree.parse(path).getroot()
-    except ElementTree.ParseError as error:
-        raise DataError(f"{path}:{error.position[0]}: invalid XML ({error})") from None
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    if not data.strip():
+        raise DataError(f"{path}: no examples (empty file)")
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as error:
+        line, column = error.position
+        hint = ""
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as decode:
+            hint = f"; not UTF-8 text ({decode.reason} at byte {decode.start})"
+        raise DataError(f"{path}:{line}: invalid XML ({error}){hint}") from None
     label_list = ["None", "Entailment"]
     texts_a, texts_b, labels = [], [], []
-    for pair in root.iter("pair"):
-        pair_id = pair.get("id")
+    for number, pair in enumerate(root.iter("pair"), start=1):
+        def where():
+            return f"{path}: pair {number} (id={pair.get('id')}, line {_line_of(data, pair)})"
+
         premise, hypothesis = pair.findtext("t"), pair.findtext("h")
-        if not premise or not hypothesis:
-            raise DataError(f"{path}: pair id={pair_id}: missing <t> or <h> text")
+        for name, value in (("t", premise), ("h", hypothesis)):
+            if not value or not value.strip():
+                raise DataError(f"{where()}: field <{name}>: missing or empty text")
         if task == "entailment":
             value = pair.get("entailment")
             if value not in label_list:
-                raise DataError(f"{path}: pair id={pair_id}: entailment {value!r} not in {label_list}")
+                raise DataError(f"{where()}: field entailment: {value!r} not in {label_list}")
             labels.append(label_list.index(value))
         else:
             try:
                 labels.append(float(pair.get("similarity")))
             except (TypeError, ValueError):
-                raise DataError(f"{path}: pair id={pair_id}: bad similarity {pair.get('similarity')!r}") from None
+                raise DataError(f"{where()}: field similarity: {pair.get('similarity')!r} is not a number") from None
         texts_a.append(premise.strip())
         texts_b.append(hypothesis.strip())
+    if not texts_a:
+        raise DataError(f"{path}: no examples (no <pair> elements)")
     return TextExamples(
         texts_a, texts_b, labels, label_list if task == "entailment" else None, SkipCounter(), path
     )
+
+
+def _line_of(data, pair):
+    """The line of a <pair> in the XML bytes (ElementTree keeps none); '?' when its id is not found."""
+    pair_id = pair.get("id")
+    if pair_id is None:
+        return "?"
+    position = data.find(f'id="{pair_id}"'.encode())
+    return data[:position].count(b"\n") + 1 if position >= 0 else "?"
 
 
 def text_examples_dataset(

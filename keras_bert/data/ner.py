@@ -2,6 +2,7 @@
 
 import bisect
 import dataclasses
+import io
 import json
 import os
 
@@ -9,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert.data.batching import batch_packed_examples
-from keras_bert.data.errors import DataError, SkipCounter
+from keras_bert.data.errors import DataError, SkipCounter, read_text
 
 IGNORE_LABEL = -1
 _SCHEME_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES", "BILOU": "BILU"}
@@ -54,36 +55,37 @@ def read_conll(path, *, scheme="IOB2", token_column=0, tag_column=-1):
         raise ValueError(f"scheme must be one of {sorted(_SCHEME_PREFIXES)}, got {scheme!r}")
     prefixes = _SCHEME_PREFIXES[scheme]
     sentences, words, tags, first = [], [], [], None
-    try:
-        handle = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields or fields[0] == "-DOCSTART-":
-                if words:
-                    sentences.append((words, tags, first))
-                words, tags, first = [], [], None
-                continue
-            if len(fields) < 2:
-                raise DataError(f"{path}:{number}: expected 'token tag', got {line.strip()!r}")
-            tag = fields[tag_column]
-            if tag != "O" and (len(tag) < 3 or tag[0] not in prefixes or tag[1] != "-"):
-                raise DataError(f"{path}:{number}: tag {tag!r} is not a valid {scheme} tag")
-            if scheme == "IOB2" and tag.startswith("I-"):
-                previous = tags[-1] if tags else "O"
-                if previous == "O" or previous[2:] != tag[2:]:
-                    raise DataError(
-                        f"{path}:{number}: IOB2 tag {tag!r} does not continue {previous!r} "
-                        "(use scheme='IOB1' for IOB1 files)"
-                    )
-            if first is None:
-                first = number
-            words.append(fields[token_column])
-            tags.append(tag)
+    for number, line in enumerate(io.StringIO(read_text(path), newline=None), start=1):
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            if words:
+                sentences.append((words, tags, first))
+            words, tags, first = [], [], None
+            continue
+        if len(fields) < 2:
+            raise DataError(f"{path}:{number}: expected 'token tag', got {line.strip()!r}")
+        try:
+            token, tag = fields[token_column], fields[tag_column]
+        except IndexError:
+            raise DataError(f"{path}:{number}: {len(fields)} columns, no token column {token_column} or tag "
+                            f"column {tag_column}") from None
+        if tag != "O" and (len(tag) < 3 or tag[0] not in prefixes or tag[1] != "-"):
+            raise DataError(f"{path}:{number}: tag {tag!r} is not a valid {scheme} tag")
+        if scheme == "IOB2" and tag.startswith("I-"):
+            previous = tags[-1] if tags else "O"
+            if previous == "O" or previous[2:] != tag[2:]:
+                raise DataError(
+                    f"{path}:{number}: IOB2 tag {tag!r} does not continue {previous!r} "
+                    "(use scheme='IOB1' for IOB1 files)"
+                )
+        if first is None:
+            first = number
+        words.append(token)
+        tags.append(tag)
     if words:
         sentences.append((words, tags, first))
+    if not sentences:
+        raise DataError(f"{path}: no examples (no 'token tag' lines)")
     return sentences
 
 
@@ -156,38 +158,56 @@ def labels_from_tags(sentences):
 
 def _read_offset_documents(path):
     """Documents of character-offset NER JSON, normalized to `doc_text` / `start_offset` / `end_offset` keys."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    text = read_text(path)
     try:
         documents = json.loads(text)
     except json.JSONDecodeError as error:
-        try:  # JSON lines
-            documents = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError:
-            raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+        if error.msg != "Extra data":
+            raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg}, column {error.colno})") from None
+        documents = []  # JSON lines
+        for number, line in enumerate(io.StringIO(text, newline=None), start=1):
+            if line.strip():
+                try:
+                    documents.append(json.loads(line))
+                except json.JSONDecodeError as line_error:
+                    raise DataError(f"{path}:{number}: invalid JSON line ({line_error.msg}, column "
+                                    f"{line_error.colno})") from None
     if not isinstance(documents, list):
-        raise DataError(f"{path}: expected a list of documents, got {type(documents).__name__}")
+        raise DataError(f"{path}: expected a list of documents, got a {type(documents).__name__}")
+    if not documents:
+        raise DataError(f"{path}: no examples (no documents)")
     normalized = []
     for number, doc in enumerate(documents, start=1):
         where = f"{path}: document {number}"
-        if not isinstance(doc, dict) or not isinstance(doc.get("doc_text", doc.get("text")), str):
-            raise DataError(f"{where}: needs a string 'doc_text' (or 'text')")
+        if not isinstance(doc, dict):
+            raise DataError(f"{where}: expected a JSON object, got a {type(doc).__name__}")
+        if doc.get("doc_id") is not None:
+            where += f" (doc_id {doc['doc_id']})"
+        key = "doc_text" if "doc_text" in doc else "text"
+        if not isinstance(doc.get(key), str):
+            raise DataError(f"{where}: field 'doc_text' (or 'text'): needs a string, got "
+                            f"{'nothing' if key not in doc else type(doc[key]).__name__}")
+        raw_entities = doc.get("entities", [])
+        if not isinstance(raw_entities, list):
+            raise DataError(f"{where}: field 'entities': needs a list, got a {type(raw_entities).__name__}")
         entities = []
-        for k, entity in enumerate(doc.get("entities", [])):
-            try:
-                start = int(entity.get("start_offset", entity.get("start")))
-                end = int(entity.get("end_offset", entity.get("end")))
-                label = str(entity["label"])
-            except (AttributeError, KeyError, TypeError, ValueError):
-                raise DataError(f"{where}: entity {k}: needs integer 'start_offset'/'end_offset' (or "
-                                f"'start'/'end') and a 'label'") from None
-            entities.append(dict(entity, start_offset=start, end_offset=end, label=label))
-        normalized.append(dict(doc, doc_text=doc.get("doc_text", doc.get("text")), entities=entities))
+        for k, entity in enumerate(raw_entities):
+            if not isinstance(entity, dict):
+                raise DataError(f"{where}: entities[{k}]: expected a JSON object, got a {type(entity).__name__}")
+            offsets = {}
+            for name, alias in (("start_offset", "start"), ("end_offset", "end")):
+                field = name if name in entity else alias
+                value = entity.get(field)
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise DataError(f"{where}: entities[{k}]: field '{name}' (or '{alias}'): needs an integer, "
+                                    f"got {'nothing' if field not in entity else f'{type(value).__name__} {value!r:.40}'}")
+                offsets[name] = value
+            label = entity.get("label")
+            if not isinstance(label, str) or not label:
+                raise DataError(f"{where}: entities[{k}]: field 'label': needs a non-empty string, got "
+                                f"{'nothing' if 'label' not in entity else f'{type(label).__name__} {label!r:.40}'}")
+            entities.append(dict(entity, **offsets, label=label))
+        normalized.append(dict(doc, doc_text=doc[key], entities=entities))
     return normalized
 
 
@@ -213,16 +233,16 @@ def read_harem(path, tokenizer, *, classes=None, sequence_length=128):
     path = os.fspath(path)
     documents = _read_offset_documents(path)
     if isinstance(classes, (str, os.PathLike)):
-        with open(classes, encoding="utf-8") as handle:
-            classes = [c.strip() for c in handle.read().split("\n") if c.strip()]
+        classes_path = os.fspath(classes)
+        classes = [c.strip() for c in read_text(classes_path).splitlines() if c.strip()]
+        if not classes:
+            raise DataError(f"{classes_path}: no entity classes")
     if classes is None:
         classes = sorted({entity["label"] for doc in documents for entity in doc["entities"]})
     label_list = ["O"] + [f"{p}-{c}" for c in classes for p in ("B", "I")]
     index = {tag: i for i, tag in enumerate(label_list)}
     skipped = SkipCounter()
     texts = [doc["doc_text"] for doc in documents]
-    if not texts:
-        raise DataError(f"{path}: no documents")
     ids, starts, _ = tokenizer.tokenize_with_offsets(tf.constant(texts))
     ids, starts = ids.to_list(), starts.to_list()
     vocabulary = tokenizer.get_vocabulary()
@@ -271,6 +291,8 @@ def read_harem(path, tokenizer, *, classes=None, sequence_length=128):
             all_ids.append([cls_id] + doc_ids[begin:end] + [sep_id])
             all_labels.append([IGNORE_LABEL] + doc_labels[begin:end] + [IGNORE_LABEL])
             begin = end
+    if not all_ids:
+        raise DataError(f"{path}: no examples (no document has text with word pieces)")
     return NerExamples(all_ids, all_labels, label_list, skipped, path)
 
 

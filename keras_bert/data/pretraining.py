@@ -9,7 +9,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
-from keras_bert.data.errors import DataError, SkipCounter
+from keras_bert.data.errors import DataError, SkipCounter, decode_error
 
 FEATURE_NAMES = (
     "input_ids",
@@ -106,35 +106,57 @@ class PretrainingStats:
         )
 
 
-def read_documents(paths, tokenizer, stats=None, chunk_size=4096):
+def read_documents(paths, tokenizer, stats=None, chunk_size=4096, invalid_utf8="error"):
     """Reads text files into documents of tokenized segments (one segment per line).
 
-    Blank lines separate documents; a file end also ends a document. Lines with
-    invalid UTF-8 are decoded with replacement (counted as `invalid_utf8_line`);
-    lines that produce no word pieces are skipped (counted as `no_tokens_line`).
+    Blank lines separate documents; a file end also ends a document. A leading UTF-8 BOM
+    is dropped. A line with invalid UTF-8 or a NUL byte (binary data) is a DataError naming
+    the file, line and byte, unless `invalid_utf8="replace"`: then it is decoded with
+    replacement (NULs removed) and counted as `invalid_utf8_line`. Lines that produce no
+    word pieces are skipped (counted as `no_tokens_line`). A file without any text is a
+    DataError.
 
     Args:
         paths: list[str], text files.
         tokenizer: keras_bert.tokenization.BertTokenizer.
         stats: PretrainingStats or None, updated in place.
         chunk_size: int, lines tokenized per call of the tokenizer layer.
+        invalid_utf8: "error" or "replace", what a line that is not UTF-8 text does.
 
     Returns:
         list[list[list[int]]]: documents -> segments -> word-piece ids.
     """
+    if invalid_utf8 not in ("error", "replace"):
+        raise ValueError(f"invalid_utf8 must be 'error' or 'replace', got {invalid_utf8!r}")
     stats = stats if stats is not None else PretrainingStats()
     raw_documents = []
     for path in paths:
         if not os.path.exists(path):
             raise DataError(f"{path}: corpus file not found")
+        if os.path.isdir(path):
+            raise DataError(f"{path}: is a directory, not a corpus file")
         current = []
+        documents_before = len(raw_documents)
+        offset = 0
         with open(path, "rb") as handle:
             for line_number, raw in enumerate(handle, start=1):
+                if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw, offset = raw[3:], 3
                 try:
                     text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    text = raw.decode("utf-8", errors="replace")
+                    if "\x00" in text:
+                        if invalid_utf8 == "error":
+                            nul = offset + raw.index(b"\x00")
+                            raise DataError(f"{path}:{line_number}: binary data (NUL byte at byte {nul}), "
+                                            "not a text file")
+                        text = text.replace("\x00", "")
+                        stats.skipped["invalid_utf8_line"] += 1
+                except UnicodeDecodeError as error:
+                    if invalid_utf8 == "error":
+                        raise decode_error(path, raw, error, offset=offset, line=line_number) from None
+                    text = raw.decode("utf-8", errors="replace").replace("\x00", "")
                     stats.skipped["invalid_utf8_line"] += 1
+                offset += len(raw)
                 text = text.strip()
                 if not text:
                     if current:
@@ -144,6 +166,8 @@ def read_documents(paths, tokenizer, stats=None, chunk_size=4096):
                 current.append(text)
         if current:
             raw_documents.append(current)
+        if len(raw_documents) == documents_before:
+            raise DataError(f"{path}: no examples (the corpus file holds no text)")
     flat = [line for doc in raw_documents for line in doc]
     ids = []
     for start in range(0, len(flat), chunk_size):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_bert.data.errors import DataError, SkipCounter
+from keras_bert.data.errors import DataError, SkipCounter, read_text
 
 
 @dataclasses.dataclass
@@ -51,30 +51,47 @@ def read_squad_records(path):
     """
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            articles = json.load(handle)["data"]
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        root = json.loads(read_text(path))
     except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
-    except (KeyError, TypeError):
-        raise DataError(f"{path}: not SQuAD JSON (no top-level 'data' list)") from None
+        raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg}, column {error.colno})") from None
+
+    def need(value, kinds, where, what):
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            got = "nothing" if value is _MISSING else f"a {type(value).__name__} {value!r:.40}"
+            raise DataError(f"{path}: {where}: needs {what}, got {got}")
+        return value
+
+    if not isinstance(root, dict):
+        raise DataError(f"{path}: not SQuAD JSON: needs an object with a 'data' list, got a {type(root).__name__}")
+    articles = need(root.get("data", _MISSING), list, "field 'data'", "a list of articles")
     records = []
-    try:
-        for a, article in enumerate(articles):
-            for p, paragraph in enumerate(article["paragraphs"]):
-                for q, qa in enumerate(paragraph["qas"]):
-                    where = f"data[{a}].paragraphs[{p}].qas[{q}]"
-                    if not isinstance(qa.get("question"), str) or "id" not in qa:
-                        raise DataError(f"{path}: {where}: needs a string 'question' and an 'id'")
-                    records.append((str(qa["id"]), qa["question"], paragraph["context"], qa.get("answers", [])))
-    except (KeyError, TypeError, AttributeError) as error:
-        raise DataError(f"{path}: not SQuAD JSON (missing or malformed field {error})") from None
+    for a, article in enumerate(articles):
+        where = f"data[{a}]"
+        need(article, dict, where, "an object")
+        for p, paragraph in enumerate(need(article.get("paragraphs", _MISSING), list, f"{where}.paragraphs",
+                                           "a list")):
+            where = f"data[{a}].paragraphs[{p}]"
+            need(paragraph, dict, where, "an object")
+            context = need(paragraph.get("context", _MISSING), str, f"{where}.context", "a string")
+            for q, qa in enumerate(need(paragraph.get("qas", _MISSING), list, f"{where}.qas", "a list")):
+                where = f"data[{a}].paragraphs[{p}].qas[{q}]"
+                need(qa, dict, where, "an object")
+                question = need(qa.get("question", _MISSING), str, f"{where}.question", "a string")
+                question_id = need(qa.get("id", _MISSING), (str, int), f"{where}.id", "a string")
+                where = f"{where} (id {question_id})"
+                answers = need(qa.get("answers", []), list, f"{where}.answers", "a list")
+                for k, answer in enumerate(answers):
+                    need(answer, dict, f"{where}.answers[{k}]", "an object")
+                    need(answer.get("text", _MISSING), str, f"{where}.answers[{k}].text", "a string")
+                    need(answer.get("answer_start", _MISSING), int, f"{where}.answers[{k}].answer_start",
+                         "an integer (a character offset)")
+                records.append((str(question_id), question, context, answers))
     if not records:
-        raise DataError(f"{path}: no questions")
+        raise DataError(f"{path}: no examples (no questions)")
     return records
+
+
+_MISSING = object()
 
 
 def read_squad(path, tokenizer, **window_kwargs):

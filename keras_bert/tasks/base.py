@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bert.data.errors import DataError
+from keras_bert.data.errors import DataError, read_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,14 +167,11 @@ def write_tsv(path, header, rows):
 
 
 def read_label_file(path):
-    """Reads names one a line (blank lines ignored)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [line.strip() for line in f if line.strip()]
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    """Reads names one a line (blank lines ignored; UTF-8, a BOM dropped); an empty file is a DataError."""
+    names = [line.strip() for line in read_text(path).splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{path}: no names (empty file)")
+    return names
 
 
 def file_format(path, data_format, known):

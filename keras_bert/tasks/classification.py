@@ -78,7 +78,9 @@ class Classification(base.TaskKind):
     regression = False
 
     def read(self, path, options, tokenizer, *, batch_size, training, labels=None, seed=0, limit=None):
-        examples = first(read_examples(path, options, regression=self.regression, labels=labels), limit)
+        examples = read_examples(path, options, regression=self.regression, labels=labels)
+        print(f"[data] {path}: {len(examples)} examples, {examples.skipped.summary()}")
+        examples = first(examples, limit)
         if not len(examples):
             raise DataError(f"{path}: no examples")
         buckets = length_buckets(len(examples), batch_size, options.max_seq_length) if training else None

@@ -95,8 +95,7 @@ class QuestionAnswering(base.TaskKind):
         features, windows, skipped = squad_windows(
             read_squad_records(path), tokenizer, sequence_length=options.max_seq_length,
             doc_stride=options.doc_stride, max_query_length=options.max_query_length, source=path)
-        if skipped:
-            print(f"[data] {path}: {skipped.summary()}")
+        print(f"[data] {path}: {len(windows)} windows, {skipped.summary()}")
         if limit:
             features = {k: v[:limit] for k, v in features.items()}
             windows = windows[:limit]

@@ -142,8 +142,9 @@ class TokenClassification(base.TaskKind):
             examples = read_harem(path, tokenizer, classes=classes, sequence_length=options.max_seq_length)
             if labels is not None and list(examples.label_list) != list(labels):
                 raise DataError(f"{path}: tags {examples.label_list} differ from the model's {list(labels)}")
-        if examples.skipped:
-            print(f"[data] {path}: {examples.skipped.summary()}")
+        print(f"[data] {path}: {len(examples)} sequences, {examples.skipped.summary()}")
+        if not len(examples):
+            raise DataError(f"{path}: no examples")
         if limit:
             examples.token_ids, examples.labels = examples.token_ids[:limit], examples.labels[:limit]
         dataset = ner_examples_dataset(
