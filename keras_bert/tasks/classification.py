@@ -120,6 +120,6 @@ class Classification(base.TaskKind):
 
         names = None if self.regression else model.labels
         labels = None if y is None or isinstance(x, tf.data.Dataset) else preprocessing.label_ids(
-            y, names, regression=self.regression)
+            y, names, getattr(model, "num_classes", None), regression=self.regression)
         return preprocessing.text_dataset(model.preprocessor, x, labels, batch_size=batch_size, shuffle=shuffle,
                                           seed=seed, label_names=names, labelled=labelled)

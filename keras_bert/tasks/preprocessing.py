@@ -92,8 +92,15 @@ def _texts(x):
 
 # --- Labels ---
 
-def label_ids(y, names, regression=False):
-    """Class ids (from ids or names) or float scores of `y`, with an error naming the bad item."""
+def label_ids(y, names, num_classes=None, regression=False):
+    """Class ids (from ids or names) or float scores of `y`, with an error naming the bad item.
+
+    Args:
+        y: list or array of class names, class ids or (regression) numbers.
+        names: list of str or None. The model's class names.
+        num_classes: int or None. Ids must lie in `[0, num_classes)`.
+        regression: bool. `y` holds scores.
+    """
     values = list(np.asarray(y).reshape(-1)) if not isinstance(y, (list, tuple)) else list(y)
     if regression:
         try:
@@ -101,6 +108,7 @@ def label_ids(y, names, regression=False):
         except (TypeError, ValueError):
             raise ValueError("regression targets must be numbers") from None
     index = {name: i for i, name in enumerate(names or [])}
+    num_classes = len(index) if num_classes is None else num_classes
     ids = []
     for position, value in enumerate(values):
         if isinstance(value, bytes):
@@ -109,10 +117,10 @@ def label_ids(y, names, regression=False):
             if value not in index:
                 raise ValueError(f"labels[{position}]: {value!r} is not one of the model's labels {names}")
             ids.append(index[value])
-        else:
-            if not float(value).is_integer() or not 0 <= int(value) < max(len(index), 1) and names:
-                raise ValueError(f"labels[{position}]: {value!r} is not a class id in [0, {len(index)})")
+        elif float(value).is_integer() and 0 <= int(value) < num_classes:
             ids.append(int(value))
+        else:
+            raise ValueError(f"labels[{position}]: {value!r} is not a class id in [0, {num_classes})")
     return np.asarray(ids, np.int32)
 
 

@@ -27,6 +27,8 @@ def test_classification_with_label_names(init_dir, tmp_path):
     assert np.isclose(model.evaluate(TEXTS, ids, verbose=0)[0], model.evaluate(TEXTS, NAMES, verbose=0)[0])
     with pytest.raises(ValueError, match=r"labels\[1\]: 'awful' is not one of the model's labels"):
         model.fit(TEXTS[:2], ["good", "awful"], verbose=0)
+    with pytest.raises(ValueError, match=r"labels\[0\]: 3 is not a class id in \[0, 3\)"):
+        model.fit(TEXTS[:2], [3, 0], verbose=0)
 
 
 def test_classification_from_a_dataset_of_strings(init_dir):
@@ -36,6 +38,8 @@ def test_classification_from_a_dataset_of_strings(init_dir):
     model.compile(optimizer="adam")
     history = model.fit(tf.data.Dataset.from_tensor_slices((TEXTS, NAMES)).batch(4), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+    history = model.fit(TEXTS, NAMES, batch_size=4, validation_data=(TEXTS, NAMES), verbose=0)
+    assert history.history["val_loss"][0] == pytest.approx(model.evaluate(TEXTS, NAMES, verbose=0)[0], rel=1e-5)
     unbatched = tf.data.Dataset.from_tensor_slices(TEXTS)
     np.testing.assert_allclose(model.predict(unbatched, verbose=0), model.predict(TEXTS, verbose=0), atol=1e-6)
 
