@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import os
+import typing
 
 import numpy as np
 import tensorflow as tf
@@ -26,6 +27,11 @@ class NerExamples:
         label_list: list[str], tag names (index = id).
         skipped: SkipCounter, repairs/skips by reason (e.g. truncated sentences).
         source: str, the file read.
+        documents: list[int] or None, the document of each window (None: each row is its own document).
+        positions: list[list[int]] or None, per window and piece, the piece's position in its document
+            (-1 for [CLS]/[SEP]).
+        max_context: list[list[bool]] or None, per window and piece, whether this window is the piece's
+            max-context window (SQuAD's rule); a labelled piece has exactly one.
     """
 
     token_ids: list
@@ -33,9 +39,18 @@ class NerExamples:
     label_list: list
     skipped: SkipCounter
     source: str = ""
+    documents: typing.Optional[list] = None
+    positions: typing.Optional[list] = None
+    max_context: typing.Optional[list] = None
 
     def __len__(self):
         return len(self.token_ids)
+
+    def select(self, count):
+        """Keeps the first `count` windows (in place)."""
+        for name in ("token_ids", "labels", "documents", "positions", "max_context"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name)[:count])
 
 
 def read_conll(path, *, scheme="IOB2", token_column=0, tag_column=-1):
@@ -211,14 +226,50 @@ def _read_offset_documents(path):
     return normalized
 
 
-def read_harem(path, tokenizer, *, classes=None, sequence_length=128):
+def document_windows(labels, window, doc_stride):
+    """Overlapping `[begin, end)` windows of a document's pieces, cut at word starts.
+
+    Args:
+        labels: list[int], the document's piece labels; -1 marks a "##" continuation (no word start).
+        window: int, most pieces a window holds (the sequence length less [CLS] and [SEP]).
+        doc_stride: int, pieces between the starts of consecutive windows; at most half a window, so
+            that windows overlap.
+
+    Returns:
+        list of (begin, end); together they cover every labelled piece.
+    """
+    count = len(labels)
+    stride = max(1, min(doc_stride, window // 2))
+    windows, begin = [], 0
+    while begin < count:
+        end = min(begin + window, count)
+        # Do not split a word: move the end back to a word start.
+        while end < count and end > begin + 1 and labels[end] == IGNORE_LABEL:
+            end -= 1
+        windows.append((begin, end))
+        if end == count:
+            break
+        following = min(begin + stride, end)
+        while following > begin and labels[following] == IGNORE_LABEL:
+            following -= 1
+        if following == begin:  # a word longer than the stride: start at the next word
+            following += 1
+            while following < count and labels[following] == IGNORE_LABEL:
+                following += 1
+        begin = following
+    return windows
+
+
+def read_harem(path, tokenizer, *, classes=None, sequence_length=128, doc_stride=128):
     """Reads character-offset NER JSON (HAREM's layout) into IOB2 word-piece labels.
 
     A list of documents (or JSON lines), each `{"doc_text" or "text": str, "entities": [{"start_offset" or
     "start": int, "end_offset" or "end": int, "label": str}, ...]}`, offsets in characters, end exclusive.
     The first piece of each word is labelled (B-X for the first word of an entity,
     I-X for the next ones, O outside); "##" pieces and specials get -1. Documents are
-    cut into consecutive windows of `sequence_length - 2` pieces, at word starts.
+    cut at word starts into overlapping windows of up to `sequence_length - 2` pieces, `doc_stride` apart
+    (see `document_windows`); every window keeps its labels (for training), and `max_context` marks the
+    one window each piece is scored from (see `NerExamples`).
 
     Args:
         path: str, e.g. ../shared/data/portuguese/harem_bertimbau/MiniHAREM-selective.json.
@@ -226,6 +277,7 @@ def read_harem(path, tokenizer, *, classes=None, sequence_length=128):
         classes: list[str], str path to a file of classes (one a line), or None: the sorted entity labels
             of this file. Entities of other classes are skipped and counted.
         sequence_length: int, packed length.
+        doc_stride: int, pieces between the starts of consecutive windows (at most half a window).
 
     Returns:
         NerExamples with label_list ["O", "B-C1", "I-C1", ...].
@@ -247,7 +299,8 @@ def read_harem(path, tokenizer, *, classes=None, sequence_length=128):
     ids, starts = ids.to_list(), starts.to_list()
     vocabulary = tokenizer.get_vocabulary()
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-    all_ids, all_labels = [], []
+    all_ids, all_labels, all_documents, all_positions, all_max_context = [], [], [], [], []
+    window_bounds, first_row = [], 0
     for number, doc in enumerate(documents, start=1):
         text = doc["doc_text"]
         # char offset -> byte offset
@@ -281,19 +334,27 @@ def read_harem(path, tokenizer, *, classes=None, sequence_length=128):
             else:
                 doc_labels.append(index["O"])
                 previous_span = None
-        window = sequence_length - 2
-        begin = 0
-        while begin < len(doc_ids):
-            end = min(begin + window, len(doc_ids))
-            # Do not split a word: move the end back to a word start.
-            while end < len(doc_ids) and end > begin + 1 and doc_labels[end] == IGNORE_LABEL:
-                end -= 1
+        for begin, end in document_windows(doc_labels, sequence_length - 2, doc_stride):
             all_ids.append([cls_id] + doc_ids[begin:end] + [sep_id])
             all_labels.append([IGNORE_LABEL] + doc_labels[begin:end] + [IGNORE_LABEL])
-            begin = end
+            all_documents.append(number - 1)
+            all_positions.append([-1] + list(range(begin, end)) + [-1])
+            window_bounds.append((begin, end))
+        # Max context (SQuAD): a piece's prediction comes from the window where
+        # min(left context, right context) + 0.01 * window length is highest (the first on ties).
+        best = {}
+        for row in range(first_row, len(all_ids)):
+            begin, end = window_bounds[row]
+            for position in range(begin, end):
+                score = min(position - begin, end - 1 - position) + 0.01 * (end - begin)
+                if position not in best or score > best[position][0]:
+                    best[position] = (score, row)
+        for row in range(first_row, len(all_ids)):
+            all_max_context.append([p >= 0 and best[p][1] == row for p in all_positions[row]])
+        first_row = len(all_ids)
     if not all_ids:
         raise DataError(f"{path}: no examples (no document has text with word pieces)")
-    return NerExamples(all_ids, all_labels, label_list, skipped, path)
+    return NerExamples(all_ids, all_labels, label_list, skipped, path, all_documents, all_positions, all_max_context)
 
 
 def ner_examples_dataset(

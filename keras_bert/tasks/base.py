@@ -30,7 +30,9 @@ class DataOptions:
         entity_classes_file: str or None. A file of entity types, one a line (instead of `entity_classes`).
         tag_scheme: str. Tag scheme of CoNLL files.
         max_seq_length: int. Longest packed sequence, in word pieces.
-        doc_stride: int. Question answering: pieces between two context windows.
+        doc_stride: int. Pieces between the starts of two windows of a long context: question answering's
+            context windows, and character-offset NER's document windows (at most half a window there, so
+            windows overlap; each piece is scored from the window where it has the most context).
         max_query_length: int. Question answering: question pieces kept.
         max_answer_length: int. Question answering: longest predicted answer, in pieces.
         eval_batch_size: int. Batch size of validation and prediction.

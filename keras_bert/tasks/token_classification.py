@@ -139,14 +139,15 @@ class TokenClassification(base.TaskKind):
                 classes = base.read_label_file(options.entity_classes_file)
             if labels is not None:  # The tags of the model being evaluated.
                 classes = [tag[2:] for tag in labels if tag.startswith("B-")]
-            examples = read_harem(path, tokenizer, classes=classes, sequence_length=options.max_seq_length)
+            examples = read_harem(path, tokenizer, classes=classes, sequence_length=options.max_seq_length,
+                                  doc_stride=options.doc_stride)
             if labels is not None and list(examples.label_list) != list(labels):
                 raise DataError(f"{path}: tags {examples.label_list} differ from the model's {list(labels)}")
         print(f"[data] {path}: {len(examples)} sequences, {examples.skipped.summary()}")
         if not len(examples):
             raise DataError(f"{path}: no examples")
         if limit:
-            examples.token_ids, examples.labels = examples.token_ids[:limit], examples.labels[:limit]
+            examples.select(limit)
         dataset = ner_examples_dataset(
             examples, sequence_length=options.max_seq_length, batch_size=batch_size, shuffle=training, seed=seed,
             pad_to_longest=True, pad_token_id=tokenizer.pad_token_id, drop_remainder=training)
@@ -165,28 +166,43 @@ class TokenClassification(base.TaskKind):
         return rows
 
     def evaluate(self, data, outputs, labels=None, options=None):
+        """Entity scores over whole documents: each labelled piece once, from its max-context window.
+
+        Returns `(metrics, rows)`, a row per document: `(document, pieces, true_tags, predicted_tags)`,
+        `pieces` the `(window, position in window)` of each word, in document order.
+        """
         examples, names = data.reference, labels or data.labels
-        true_sequences, predicted_sequences, rows = [], [], []
+        documents = {}
         for index, (gold, logits) in enumerate(zip(examples.labels, outputs)):
             gold = np.asarray(gold)
-            positions = np.flatnonzero(gold != IGNORE_LABEL)
-            true_tags = [names[gold[p]] for p in positions]
-            predicted_tags = [names[int(logits[p].argmax())] for p in positions]
-            true_sequences.append(true_tags)
-            predicted_sequences.append(predicted_tags)
-            rows.append((index, positions, true_tags, predicted_tags))
+            chosen = gold != IGNORE_LABEL
+            if examples.max_context is not None:
+                chosen &= np.asarray(examples.max_context[index], bool)
+            document = examples.documents[index] if examples.documents is not None else index
+            words = documents.setdefault(document, [])
+            for p in np.flatnonzero(chosen):
+                where = examples.positions[index][p] if examples.positions is not None else p
+                words.append((where, index, int(p), names[gold[p]], names[int(logits[p].argmax())]))
+        true_sequences, predicted_sequences, rows = [], [], []
+        for document in sorted(documents):
+            words = sorted(documents[document])
+            true_sequences.append([w[3] for w in words])
+            predicted_sequences.append([w[4] for w in words])
+            rows.append((document, [(w[1], w[2]) for w in words], true_sequences[-1], predicted_sequences[-1]))
         metrics = entity_scores(true_sequences, predicted_sequences, names)
         return {"entity_" + k: v for k, v in metrics.items()}, rows
 
     def write_predictions(self, output_dir, data, predictions, tokenizer=None):
-        """`predictions.tsv`: one word a line (its pieces joined), a blank line between sequences."""
+        """`predictions.tsv`: one word a line (its pieces joined), a blank line between documents (sentences)."""
         vocabulary = tokenizer.get_vocabulary() if tokenizer is not None else None
+        token_ids, labels = data.reference.token_ids, data.reference.labels
         with open(os.path.join(output_dir, "predictions.tsv"), "w", encoding="utf-8") as f:
             f.write("word\tlabel\tprediction\n")
-            for index, positions, true_tags, predicted_tags in predictions:
-                ids = data.reference.token_ids[index]
-                for k, (p, gold, predicted) in enumerate(zip(positions, true_tags, predicted_tags)):
-                    end = positions[k + 1] if k + 1 < len(positions) else len(ids) - 1
+            for _, pieces, true_tags, predicted_tags in predictions:
+                for (window, p), gold, predicted in zip(pieces, true_tags, predicted_tags):
+                    ids, end = token_ids[window], p + 1
+                    while end < len(ids) - 1 and labels[window][end] == IGNORE_LABEL:
+                        end += 1
                     word = ("".join(vocabulary[i].removeprefix("##") for i in ids[p:end]) if vocabulary
                             else str(ids[p]))
                     f.write(f"{word}\t{gold}\t{predicted}\n")

@@ -126,9 +126,9 @@ def test_harem_char_offsets(portuguese):
     examples = read_harem(path, portuguese, classes=os.path.join(folder, "classes-selective.txt"), sequence_length=128)
     assert examples.label_list[:3] == ["O", "B-PESSOA", "I-PESSOA"]
     assert all(len(ids) <= 128 for ids in examples.token_ids)
-    flat = [t for labels in examples.labels for t in labels]
+    flat = [t for labels, best in zip(examples.labels, examples.max_context) for t, b in zip(labels, best) if b]
     begins = sum(1 for t in flat if t > 0 and examples.label_list[t].startswith("B-"))
-    assert begins == 167  # every entity of the split starts exactly once
+    assert begins == 167  # every entity of the split starts exactly once (in its max-context windows)
     x, labels = next(iter(ner_examples_dataset(examples, batch_size=4, pad_to_longest=True)))
     assert labels.shape[0] == 4 and labels.shape[1] <= 128 and x["token_ids"].shape == labels.shape
 
@@ -164,3 +164,66 @@ def test_squad_windows_and_answer_mapping(uncased, tmp_path):
 
     predictions = best_answers(list(one_hot(starts)), list(one_hot(ends)), windows)
     assert all(w.answers[0].lower() in predictions[w.question_id]["text"].lower() for w in windows)
+
+
+def _gold_entity_counts(path, classes):
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        documents = json.load(f)
+    return [sum(1 for e in doc.get("entities", []) if e["label"] in classes) for doc in documents]
+
+
+def test_harem_overlapping_windows_max_context(portuguese):
+    folder = os.path.join(DATA, "portuguese", "harem_bertimbau")
+    path = _need(os.path.join(folder, "FirstHAREM-selective-dev.json"))
+    classes = [c.strip() for c in open(os.path.join(folder, "classes-selective.txt")) if c.strip()]
+    examples = read_harem(path, portuguese, classes=classes, sequence_length=64, doc_stride=20)
+    assert len(examples.documents) == len(examples.positions) == len(examples.max_context) == len(examples)
+    by_document = {}
+    for row, document in enumerate(examples.documents):
+        assert len(examples.positions[row]) == len(examples.max_context[row]) == len(examples.token_ids[row]) <= 64
+        by_document.setdefault(document, []).append(row)
+    counts = _gold_entity_counts(path, classes)
+    overlapping = 0
+    for document, rows in by_document.items():
+        seen = {}  # document position -> (label, number of max-context windows)
+        previous = None
+        for row in rows:
+            positions = [p for p in examples.positions[row] if p >= 0]
+            assert positions == list(range(positions[0], positions[-1] + 1))
+            if previous is not None:
+                assert positions[0] > previous[0]
+                overlapping += positions[0] <= previous[-1]
+            previous = positions
+            for p, label, best in zip(examples.positions[row], examples.labels[row], examples.max_context[row]):
+                if label == -1:
+                    assert not best or p >= 0
+                    continue
+                old_label, count = seen.get(p, (label, 0))
+                assert old_label == label  # a piece has the same label in every window
+                seen[p] = (label, count + int(best))
+        assert all(count == 1 for _, count in seen.values())  # exactly one max-context window per labelled piece
+        tags = [examples.label_list[seen[p][0]] for p in sorted(seen)]
+        assert sum(t.startswith("B-") for t in tags) == counts[document]
+    assert overlapping > 0 and len(by_document) == len(counts)
+
+
+def test_harem_gold_evaluation_sees_every_entity_once(portuguese):
+    from keras_bert.tasks import base
+    from keras_bert.tasks.token_classification import TagTable, TokenClassification, entities
+
+    folder = os.path.join(DATA, "portuguese", "harem_bertimbau")
+    path = _need(os.path.join(folder, "MiniHAREM-selective.json"))
+    classes = [c.strip() for c in open(os.path.join(folder, "classes-selective.txt")) if c.strip()]
+    examples = read_harem(path, portuguese, classes=classes, sequence_length=512, doc_stride=128)
+    assert any(len(ids) == 512 for ids in examples.token_ids) and len(set(examples.documents)) < len(examples)
+    outputs = [np.eye(len(examples.label_list))[np.maximum(labels, 0)] for labels in examples.labels]
+    data = base.TaskData(None, len(examples), examples, list(examples.label_list), path)
+    metrics, rows = TokenClassification().evaluate(data, outputs)
+    assert metrics["entity_precision"] == metrics["entity_recall"] == metrics["entity_f1"] == 1.0
+    table = TagTable(examples.label_list)
+    assert len(rows) == len(_gold_entity_counts(path, classes))  # one row per document
+    gold = entities([true_tags for _, _, true_tags, _ in rows], table)
+    assert len(gold) == sum(_gold_entity_counts(path, classes))  # 3,018 in MiniHAREM selective
+    assert entities([predicted for _, _, _, predicted in rows], table) == gold
