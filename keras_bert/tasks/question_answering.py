@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_bert.data import DataError, read_squad_records, squad_dataset, squad_windows
 from keras_bert.models import BertQuestionAnswerer
 from keras_bert.tasks import base
+from keras_bert.tokenization import keep_first
 from keras_bert.trainer import metrics as task_metrics
 
 FORMATS = ("squad",)
@@ -194,13 +195,6 @@ def _trim_batch(x, y):
     """Cuts a batch of fixed-length windows to its longest window (positions all lie before it)."""
     length = tf.reduce_max(tf.reduce_sum(x["padding_mask"], axis=1))
     return {k: v[:, :length] for k, v in x.items()}, y
-
-
-def keep_first(ragged, lengths):
-    """The first `lengths[b]` items of each row of `ragged`."""
-    positions = tf.ragged.range(ragged.row_lengths())
-    keep = positions < tf.expand_dims(tf.cast(lengths, positions.dtype), 1)
-    return tf.ragged.boolean_mask(ragged, keep)
 
 
 def pick(ragged, index):

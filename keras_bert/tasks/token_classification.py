@@ -9,7 +9,8 @@ from keras_bert.data import (IGNORE_LABEL, DataError, align_word_labels, labels_
                              read_conll, read_harem)
 from keras_bert.models import BertTokenClassifier
 from keras_bert.tasks import base
-from keras_bert.tasks.question_answering import keep_first, to_char_offsets
+from keras_bert.tasks.question_answering import to_char_offsets
+from keras_bert.tokenization import keep_first
 from keras_bert.trainer import metrics as task_metrics
 
 FORMATS = ("conll", "offsets")

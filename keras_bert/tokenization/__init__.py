@@ -1,7 +1,7 @@
 """BERT tokenization: vocabulary learning and loading, the in-graph WordPiece tokenizer and the packer."""
 
 from keras_bert.tokenization.graph_ops import disallowed_ops, list_graph_ops, load_allowlist
-from keras_bert.tokenization.packer import BertPacker, truncated_pair_lengths
+from keras_bert.tokenization.packer import BertPacker, keep_first, truncated_pair_lengths
 from keras_bert.tokenization.tokenizer import BertTokenizer
 from keras_bert.tokenization.vocabulary import (
     RESERVED_TOKENS,
@@ -18,6 +18,7 @@ __all__ = [
     "RESERVED_TOKENS",
     "VocabularyError",
     "disallowed_ops",
+    "keep_first",
     "learn_vocabulary",
     "list_graph_ops",
     "load_allowlist",

@@ -11,7 +11,7 @@ def _as_ragged(segment):
     return tf.RaggedTensor.from_tensor(segment)
 
 
-def _keep_first(segment, lengths):
+def keep_first(segment, lengths):
     """Keeps the first `lengths[i]` items of row i of a ragged [batch, (n)] tensor."""
     positions = tf.ragged.range(segment.row_lengths())
     keep = positions < tf.expand_dims(tf.cast(lengths, positions.dtype), 1)
@@ -115,12 +115,12 @@ class BertPacker(keras.layers.Layer):
             return segments
         if len(segments) == 1:
             (a,) = segments
-            return (_keep_first(a, tf.minimum(a.row_lengths(), self.sequence_length - 2)),)
+            return (keep_first(a, tf.minimum(a.row_lengths(), self.sequence_length - 2)),)
         a, b = segments
         new_a, new_b = truncated_pair_lengths(
             a.row_lengths(), b.row_lengths(), self.sequence_length - 3
         )
-        return _keep_first(a, new_a), _keep_first(b, new_b)
+        return keep_first(a, new_a), keep_first(b, new_b)
 
     def call(self, inputs):
         """Packs segments.
