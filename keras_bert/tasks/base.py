@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bert.data.errors import DataError, read_text
+from keras_bert.data.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,14 +166,6 @@ def write_tsv(path, header, rows):
         f.write("\t".join(header) + "\n")
         for row in rows:
             f.write("\t".join(" ".join(str(cell).split()) for cell in row) + "\n")
-
-
-def read_label_file(path):
-    """Reads names one a line (blank lines ignored; UTF-8, a BOM dropped); an empty file is a DataError."""
-    names = [line.strip() for line in read_text(path).splitlines() if line.strip()]
-    if not names:
-        raise DataError(f"{path}: no names (empty file)")
-    return names
 
 
 def file_format(path, data_format, known):

@@ -129,15 +129,11 @@ class TokenClassification(base.TaskKind):
     def read(self, path, options, tokenizer, *, batch_size, training, labels=None, seed=0, limit=None):
         data_format = base.file_format(path, options.data_format, FORMATS)
         if data_format == "conll":
-            sentences = read_conll(path, scheme=options.tag_scheme)
-            if not sentences:
-                raise DataError(f"{path}: no sentences")
+            sentences = read_conll(path, scheme=options.tag_scheme)  # At least one, or a DataError.
             tags = labels or options.labels or labels_from_tags(sentences)
             examples = align_word_labels(sentences, tokenizer, tags, options.max_seq_length, source=path)
         else:
-            classes = options.entity_classes
-            if options.entity_classes_file:
-                classes = base.read_label_file(options.entity_classes_file)
+            classes = options.entity_classes_file or options.entity_classes  # read_harem reads a file of them
             if labels is not None:  # The tags of the model being evaluated.
                 classes = [tag[2:] for tag in labels if tag.startswith("B-")]
             examples = read_harem(path, tokenizer, classes=classes, sequence_length=options.max_seq_length,
