@@ -48,7 +48,8 @@ def main(argv=None):
     labels = getattr(model, "labels", None)
     if task.name in ("classification", "token_classification") and not labels:
         raise ConfigError(f"{config.model}: the model has no class/tag names (labels); save it with labels")
-    tokenizer = keras_bert.load_tokenizer(config.model)
+    preprocessor = getattr(model, "preprocessor", None)  # Text-in models carry their tokenizer.
+    tokenizer = preprocessor.tokenizer if preprocessor is not None else keras_bert.load_tokenizer(config.model)
 
     # --- Data, predictions, metrics ---
     data = task.read(path, config, tokenizer, batch_size=config.eval_batch_size, training=False, labels=labels,

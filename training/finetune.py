@@ -22,7 +22,6 @@ import typing
 import keras_bert
 from keras_bert import tasks
 from keras_bert.tasks.preprocessing import BertTextPreprocessor, load_pretrained
-from keras_bert.tokenization import BertTokenizer
 from keras_bert.trainer import (ConfigError, LoopConfig, build_optimizer, check_not_empty, data_file, fit_resumable,
                                 is_chief, parse_job_config, prepare, run)
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
@@ -75,10 +74,11 @@ def main(argv=None):
     # --- Strategy, precision, seeds ---
     strategy = prepare(config)
 
-    # --- Pretrained encoder and its tokenizer (variables under the strategy) ---
+    # --- Pretrained encoder and its tokenizer (variables under the strategy); the saved model keeps it ---
     with strategy.scope():
         encoder, vocabulary, lowercase = load_pretrained(config.init)
-    tokenizer = BertTokenizer(vocabulary, lowercase=lowercase)
+    preprocessor = BertTextPreprocessor(vocabulary, lowercase=lowercase, sequence_length=config.max_seq_length)
+    tokenizer = preprocessor.tokenizer
 
     # --- Data: training batches are global (the strategy splits them); dev labels must be the training ones ---
     train = task.read(train_file, config, tokenizer, batch_size=config.batch_size, training=True, seed=config.seed,
@@ -117,8 +117,7 @@ def main(argv=None):
     if is_chief(strategy):
         tasks.write_metrics(config.output_dir, metrics, result["step"])
         task.write_predictions(config.output_dir, dev, predictions, tokenizer)
-        model.preprocessor = BertTextPreprocessor(vocabulary, lowercase=lowercase,
-                                                  sequence_length=config.max_seq_length)
+        model.preprocessor = preprocessor
         keras_bert.save(model, config.output_dir)
     print(f"[finetune] {config.task} step {result['step']}: " + json.dumps(metrics))
     return metrics
