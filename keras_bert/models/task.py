@@ -5,13 +5,6 @@ import keras
 from keras_bert.models.encoder import BertEncoder
 
 
-class _Untracked:
-    """Holds the preprocessor out of Keras' layer tracking: it has no weights and is not part of the graph."""
-
-    def __init__(self, value):
-        self.value = value
-
-
 class Task(keras.Model):
     """A functional model made of `self.encoder` plus task heads.
 
@@ -33,12 +26,12 @@ class Task(keras.Model):
     @property
     def preprocessor(self):
         """`BertTextPreprocessor` or None: what turns text into this model's inputs."""
-        holder = self.__dict__.get("_preprocessor_holder")
-        return holder.value if holder is not None else None
+        return self.__dict__.get("_preprocessor")
 
     @preprocessor.setter
     def preprocessor(self, value):
-        self.__dict__["_preprocessor_holder"] = _Untracked(value)
+        # Straight into __dict__, past Keras' attribute tracking: it has no weights and is not in the graph.
+        self.__dict__["_preprocessor"] = value
 
     def get_config(self):
         config = {

@@ -172,11 +172,11 @@ def text_dataset(preprocessor, x, labels=None, *, batch_size=32, shuffle=False, 
             return features, y
 
         return dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    texts = tuple(tf.constant(t, tf.string) for t in _texts(x))
-    slices = texts if labels is None else (texts, tf.constant(labels))
-    dataset = tf.data.Dataset.from_tensor_slices(slices)
+    texts = _texts(x)
+    segments = tuple(tf.constant(t, tf.string) for t in texts)
+    dataset = tf.data.Dataset.from_tensor_slices(segments if labels is None else (segments, tf.constant(labels)))
     if shuffle:
-        dataset = dataset.shuffle(len(_texts(x)[0]), seed=seed)
+        dataset = dataset.shuffle(len(texts[0]), seed=seed)
     dataset = dataset.batch(batch_size)
     if labels is None:
         dataset = dataset.map(lambda *t: preprocessor(t if len(t) == 2 else t[0]))
@@ -188,10 +188,7 @@ def text_dataset(preprocessor, x, labels=None, *, batch_size=32, shuffle=False, 
 def _split_element(element, with_labels):
     """`(texts, labels or None)` of a dataset element: `text`, `(text, pair)`, `(text, y)`, `((text, pair), y)`."""
     if len(element) == 1:
-        element = element[0]
-        if isinstance(element, tuple) and len(element) == 2:
-            return element, None
-        return element, None
+        return element[0], None
     if len(element) == 2:
         first, second = element
         if isinstance(first, tuple) or with_labels:
