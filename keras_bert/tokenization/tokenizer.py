@@ -58,8 +58,8 @@ def _refuse_path_in_safe_mode(vocabulary, where):
         raise ValueError(
             f"{where}: the config's vocabulary is a file path ({os.fsdecode(vocabulary)!r}), which Keras "
             "safe mode does not allow to be read: a model config could otherwise make loading read any "
-            "file. Saved keras_bert models store the vocabulary tokens; re-save the model, or pass "
-            "safe_mode=False only if you trust the file."
+            "file. Saved keras_bert models store the vocabulary tokens; re-save the model, or "
+            "turn Keras safe mode off only for a file you trust."
         )
 
 

@@ -145,12 +145,18 @@ def test_code_point_sweep_matches_hf_but_listed_differences(sweep, name):
     assert multi == EXPECTED_MULTI[name]
 
 
-def test_uncased_examples_of_the_issue(sweep):
+@pytest.fixture
+def uncased_tokenizer(sweep):
+    """The uncased tokenizer with the sweep's bert-base-uncased vocabulary, or skip when it is absent."""
     module, _ = sweep
     vocab = os.path.join(module.VOCAB_DIR, module.VOCABS["uncased"][0])
     if not os.path.exists(vocab):
         pytest.skip(f"vocabulary {vocab} not found (../shared/data is absent)")
-    tokenizer = BertTokenizer(vocab, lowercase=True)
+    return BertTokenizer(vocab, lowercase=True)
+
+
+def test_uncased_examples_of_the_issue(uncased_tokenizer):
+    tokenizer = uncased_tokenizer
     pieces = lambda text: [tokenizer.id_to_token(i) for i in tokenizer(tf.constant(text)).numpy()]
     assert pieces("Straße") == ["st", "##raße"]
     assert pieces("½ cup")[0] == "½" and pieces("x²") == ["x", "##²"]
@@ -161,12 +167,9 @@ def test_uncased_examples_of_the_issue(sweep):
     assert tokenizer.detokenize(tokenizer(tf.constant(["Unaffable Straße"]))).numpy()[0].decode() == "unaffable straße"
 
 
-def test_offsets_follow_the_new_normalisation(sweep):
+def test_offsets_follow_the_new_normalisation(sweep, uncased_tokenizer):
     module, _ = sweep
-    vocab = os.path.join(module.VOCAB_DIR, module.VOCABS["uncased"][0])
-    if not os.path.exists(vocab):
-        pytest.skip(f"vocabulary {vocab} not found (../shared/data is absent)")
-    tokenizer = BertTokenizer(vocab, lowercase=True)
+    tokenizer = uncased_tokenizer
     texts = list(module.MULTI_CHARACTER_CASES)
     ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts))
     assert ids.to_list() == tokenizer(tf.constant(texts)).to_list()
