@@ -19,7 +19,7 @@ import os
 import sys
 
 from keras_bert.optimization import PRECISIONS
-from keras_bert.tasks.kinds import KINDS
+from keras_bert.tasks import KINDS
 
 
 def parse_args(argv=None):
