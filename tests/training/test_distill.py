@@ -1,0 +1,125 @@
+"""`training.distill` on real SST-2 sentences: a tiny fine-tuned teacher into a 2-block student that saves, loads,
+evaluates, exports (loaded as TF Serving loads it) and resumes; bad teachers and students fail naming the key."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras_bert
+from tests.export.helpers import Tf1Model, decode
+from tests.training.conftest import REPO_ROOT, run_job
+from tests.training.test_finetune_tasks import DATA, LOOP, _need
+
+RECIPE = os.path.join(REPO_ROOT, "training", "configs", "distill_sst2.yaml")
+FINETUNE = os.path.join(REPO_ROOT, "training", "configs", "finetune_sst2.yaml")
+SST2_DEV = os.path.join(DATA, "sst2", "dev.tsv")
+ALICE = os.path.join(DATA, "english_books", "carroll-alice.txt")
+SMALL = ["--max-train-examples", 64, "--max-eval-examples", 48, "--batch-size", 8, "--eval-batch-size", 16]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A 3-block tiny classifier fine-tuned a few steps on SST-2 (the teacher of every test here)."""
+    _need(SST2_DEV)
+    from tests.test_case import save_tiny_init
+
+    root = tmp_path_factory.mktemp("distill")
+    init = save_tiny_init(root / "init", num_layers=3)
+    run_job("training.finetune", "--config", FINETUNE, "--init", init, "--output-dir", root / "teacher", *SMALL,
+            *LOOP)
+    return str(root / "teacher")
+
+
+def _distill(teacher, output_dir, *flags, steps=4, check=True):
+    loop = [a if a != "4" else str(steps) for a in LOOP[:2]] + LOOP[2:]
+    return run_job("training.distill", "--config", RECIPE, "--teacher", teacher, "--output-dir", output_dir,
+                   "--student-layers", "0,2", *SMALL, *loop, *flags, check=check)
+
+
+def test_student_saves_loads_evaluates_exports_and_resumes(teacher, tmp_path):
+    _need(ALICE)
+    out = tmp_path / "student"
+    first = _distill(teacher, out, "--augment-copies", 1, "--unlabeled-files", ALICE, "--max-unlabeled-examples", 40)
+    assert "168 transfer examples (64 labelled, 64 augmented, 40 unlabeled)" in first.stdout, first.stdout[-2000:]
+
+    # A text-in classifier of the teacher's kind and labels, with 2 of its blocks.
+    student = keras_bert.load(str(out))
+    teacher_model = keras_bert.load(teacher)
+    assert type(student) is keras_bert.BertClassifier and student.labels == teacher_model.labels == ["0", "1"]
+    assert student.encoder.config.num_layers == 2 and teacher_model.encoder.config.num_layers == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["step"] == 4 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["student_parameters"] < metrics["teacher_parameters"] and metrics["student_teacher_flops"] < 1
+
+    # TensorBoard: each loss term, the validation metric, sizes and speed.
+    from keras_bert.trainer import read_scalars
+
+    train, validation = read_scalars(str(out / "logs" / "train")), read_scalars(str(out / "logs" / "validation"))
+    assert {"loss", "soft_loss", "hard_loss"} <= set(train), sorted(train)
+    assert {"accuracy", "teacher_accuracy", "student_parameters", "teacher_parameters", "speedup",
+            "student_examples_per_second"} <= set(validation), sorted(validation)
+
+    # training.evaluate takes it unchanged, and gives the job's own dev accuracy.
+    run_job("training.evaluate", "--config", RECIPE, "--model", out, "--output-dir", tmp_path / "eval",
+            "--max-eval-examples", 48)
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(metrics["accuracy"])
+
+    # The exported SavedModel, loaded as TF Serving loads it, gives the job's dev predictions.
+    from keras_bert.export import export_model_dir
+
+    rows = [r.split("\t") for r in (out / "predictions.tsv").read_text("utf-8").splitlines()[1:]]
+    served = Tf1Model(export_model_dir(str(out), str(tmp_path / "export"), max_length=64, warmup=False,
+                                       server_configs=False))
+    outputs = served.run("serving_default", {"text": [r[0] for r in rows]})
+    assert list(decode(outputs["label"])) == [r[2] for r in rows]
+    assert np.allclose(outputs["probabilities"].sum(-1), 1.0, atol=1e-5)
+    served.close()
+
+    # Rerun with more steps: resumes at the checkpoint and reuses the cached teacher outputs.
+    again = _distill(teacher, out, "--augment-copies", 1, "--unlabeled-files", ALICE, "--max-unlabeled-examples", 40,
+                     steps=6)
+    assert "resumed from" in again.stdout and "at step 4" in again.stdout, again.stdout[-2000:]
+    assert "teacher outputs from" in again.stdout
+    assert json.loads((out / "metrics.json").read_text())["step"] == 6
+
+
+def _main_error(*argv):
+    from keras_bert.trainer import ConfigError
+    from training import distill
+
+    with pytest.raises(ConfigError) as error:
+        distill.main([str(a) for a in argv])
+    return str(error.value)
+
+
+def test_bad_teachers_and_students_name_the_key(teacher, tmp_path):
+    from tests.test_case import save_tiny_init
+
+    base = ["--config", RECIPE, "--output-dir", tmp_path / "out", *SMALL]
+    init = save_tiny_init(tmp_path / "init", num_layers=2)
+    regression = keras_bert.BertRegressor.from_pretrained(init, sequence_length=64)
+    keras_bert.save(regression, str(tmp_path / "regression"))
+    other_labels = keras_bert.BertClassifier.from_pretrained(init, sequence_length=64, num_classes=2,
+                                                             labels=["negative", "positive"])
+    keras_bert.save(other_labels, str(tmp_path / "other_labels"))
+
+    message = _main_error(*base, "--teacher", tmp_path / "regression")
+    assert message.startswith("task: ") and "regression" in message
+    message = _main_error(*base, "--teacher", tmp_path / "other_labels")
+    assert message.startswith("labels: ") and "['negative', 'positive']" in message
+    wide = "{hidden_size: 32, num_heads: 2, intermediate_size: 64, num_layers: 1}"
+    data = ["--train-file", os.path.join(DATA, "sst2", "train.tsv"), "--validation-file", SST2_DEV,
+            "--text-column", "sentence", "--labels", "0,1", "--output-dir", tmp_path / "out", *SMALL]
+    message = _main_error(*data, "--teacher", teacher, "--student-config", wide, "--hidden-weight", 1)
+    assert message.startswith("student_config: ") and "wider" in message
+    message = _main_error(*base, "--teacher", teacher, "--student-layers", "0,7")
+    assert message.startswith("student_layers: ")
+    message = _main_error(*base, "--teacher", teacher, "--student-layers", "0,1", "--hidden-weight", 1,
+                          "--layer-map", "0,9")
+    assert message.startswith("layer_map: ")
+    # Through the CLI: one line on stderr, exit status 2.
+    result = run_job("training.distill", *base, "--teacher", tmp_path / "regression", check=False)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: task: ")
