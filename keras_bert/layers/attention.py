@@ -35,6 +35,9 @@ class SelfAttention(keras.layers.Layer):
         padding_mask: int tensor `[batch, seq]`, 1 for real tokens, 0 for padding.
         first_token_only: bool. Attend from the first (`[CLS]`) position only, over all
             keys: the output is `[batch, 1, hidden]` (`[batch, hidden]` for a 2D input).
+        return_attention_scores: bool. Also return the float32 attention probabilities
+            `[batch, heads, queries, keys]` (before dropout; zero at padded keys), as
+            `(output, probabilities)`. Takes the non-fused path on every backend.
 
     Example:
     >>> layer = SelfAttention(hidden_size=8, num_heads=2)
@@ -43,6 +46,8 @@ class SelfAttention(keras.layers.Layer):
     (2, 5, 8)
     >>> tuple(layer(x, padding_mask, first_token_only=True).shape)
     (2, 1, 8)
+    >>> tuple(layer(x, padding_mask, return_attention_scores=True)[1].shape)
+    (2, 2, 5, 5)
     """
 
     def __init__(self, hidden_size, num_heads, dropout=0.1, initializer_range=0.02, **kwargs):
@@ -67,7 +72,7 @@ class SelfAttention(keras.layers.Layer):
         self.qkv.build(x_shape)
         self.output_dense.build(tuple(x_shape[:-1]) + (self.hidden_size,))
 
-    def call(self, x, padding_mask, training=None, first_token_only=False):
+    def call(self, x, padding_mask, training=None, first_token_only=False, return_attention_scores=False):
         # Projections run on a 2D `[batch * seq, hidden]` view: a plain MatMul is much
         # faster on CPU than the broadcasting BatchMatMul of a 3D input (and so is its
         # kernel gradient, which otherwise sums over the batch). 2D inputs stay 2D.
@@ -76,14 +81,15 @@ class SelfAttention(keras.layers.Layer):
         if rank3:
             x = ops.reshape(x, (-1, self.hidden_size))
         qkv = ops.reshape(self.qkv(x), (batch, seq, 3, self.num_heads, self.head_size))
-        if self._use_fused_kernel(training):
+        probs = None
+        if self._use_fused_kernel(training) and not return_attention_scores:
             context = self._fused_attention(qkv, padding_mask, first_token_only)
         else:
-            context = self._attention(qkv, padding_mask, training, first_token_only)
+            context, probs = self._attention(qkv, padding_mask, training, first_token_only)
         output = self.output_dense(context)
         if rank3:
             output = ops.reshape(output, (batch, 1 if first_token_only else seq, self.hidden_size))
-        return output
+        return (output, probs) if return_attention_scores else output
 
     def _use_fused_kernel(self, training):
         # `ops.dot_product_attention` reaches the backends' fused kernels (cuDNN/XLA on JAX, SDPA on
@@ -103,7 +109,7 @@ class SelfAttention(keras.layers.Layer):
         return ops.reshape(context, (-1, self.hidden_size))
 
     def _attention(self, qkv, padding_mask, training, first_token_only):
-        """`[batch, seq, 3, heads, head_size]` -> context `[batch * seq (or batch), hidden]`."""
+        """`[batch, seq, 3, heads, head_size]` -> context `[batch * seq (or batch), hidden]`, probabilities."""
         scale = ops.cast(self.head_size ** -0.5, qkv.dtype)
         query = qkv[:, :1, 0] if first_token_only else qkv[:, :, 0]
         query = ops.transpose(query * scale, (0, 2, 1, 3))  # [batch, heads, seq (or 1), head_size]
@@ -112,9 +118,9 @@ class SelfAttention(keras.layers.Layer):
         scores = ops.matmul(query, key_t)
         scores = ops.cast(scores, "float32") + padding_mask_to_bias(padding_mask)
         probs = ops.softmax(scores, axis=-1)
-        probs = ops.cast(self.dropout_layer(probs, training=training), self.compute_dtype)
-        context = ops.matmul(probs, value)  # [batch, heads, seq, head_size]
-        return ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size))
+        dropped = ops.cast(self.dropout_layer(probs, training=training), self.compute_dtype)
+        context = ops.matmul(dropped, value)  # [batch, heads, seq, head_size]
+        return ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size)), probs
 
     def get_config(self):
         config = super().get_config()

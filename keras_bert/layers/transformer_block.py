@@ -33,6 +33,8 @@ class TransformerBlock(keras.layers.Layer):
         first_token_only: bool. Compute the output at the first (`[CLS]`) position only
             (`[batch, 1, hidden]`), attending over every position: the last block of a
             model that reads only `[CLS]` then skips most of its work.
+        return_attention_scores: bool. Also return the self-attention probabilities
+            `[batch, heads, queries, keys]` (see `SelfAttention`), as `(output, probabilities)`.
     """
 
     def __init__(self, hidden_size, num_heads, intermediate_size, hidden_act="gelu", dropout=0.1,
@@ -77,7 +79,7 @@ class TransformerBlock(keras.layers.Layer):
         h = self.ffn_output(self.activation(self.intermediate(x)))
         return self.ffn_dropout_layer(h, training=training)
 
-    def call(self, x, padding_mask, training=None, first_token_only=False):
+    def call(self, x, padding_mask, training=None, first_token_only=False, return_attention_scores=False):
         # The block works on the 2D `[batch * seq, hidden]` view: every projection is
         # then a plain MatMul (see `SelfAttention.call`), LayerNorms are unchanged.
         rank3 = len(x.shape) == 3
@@ -89,20 +91,23 @@ class TransformerBlock(keras.layers.Layer):
         # With first_token_only, attention reads every row of `x` but returns one row per
         # sequence; the residual stream continues from the first rows only.
         residual = ops.reshape(x, (batch, seq, self.hidden_size))[:, 0] if first_token_only else x
+        attend = dict(training=training, first_token_only=first_token_only,
+                      return_attention_scores=return_attention_scores)
         if self.pre_layer_norm:
-            h = self.attention(self.attention_layer_norm(x), padding_mask, training=training,
-                               first_token_only=first_token_only)
+            h = self.attention(self.attention_layer_norm(x), padding_mask, **attend)
+            h, probs = h if return_attention_scores else (h, None)
             x = residual + self.attention_dropout_layer(h, training=training)
             x = x + self._feed_forward(self.ffn_layer_norm(x), training)
         else:
-            h = self.attention(x, padding_mask, training=training, first_token_only=first_token_only)
+            h = self.attention(x, padding_mask, **attend)
+            h, probs = h if return_attention_scores else (h, None)
             x = self.attention_layer_norm(residual + self.attention_dropout_layer(h, training=training))
             # LayerNorm outputs float32; the residual stream stays in the compute dtype.
             x = ops.cast(x, self.compute_dtype)
             x = self.ffn_layer_norm(x + self._feed_forward(x, training))
         if rank3:
             x = ops.reshape(x, (batch, 1 if first_token_only else seq, self.hidden_size))
-        return x
+        return (x, probs) if return_attention_scores else x
 
     def get_config(self):
         config = super().get_config()

@@ -25,8 +25,10 @@ def encoder_inputs():
     }
 
 
-def _run_stack(inputs, embeddings, blocks, final_layer_norm, first_token_only=False):
+def _run_stack(inputs, embeddings, blocks, final_layer_norm, first_token_only=False, attentions=None):
     """Embeddings, then the blocks (the last at the first token only if asked), then the final LayerNorm.
+
+    With a list `attentions`, each block's attention probabilities are appended to it.
 
     Returns:
         tuple `(output, layer_outputs)`.
@@ -34,7 +36,11 @@ def _run_stack(inputs, embeddings, blocks, final_layer_norm, first_token_only=Fa
     x = embeddings(inputs["token_ids"], inputs["segment_ids"])
     layer_outputs = []
     for index, block in enumerate(blocks):
-        x = block(x, inputs["padding_mask"], first_token_only=first_token_only and index == len(blocks) - 1)
+        x = block(x, inputs["padding_mask"], first_token_only=first_token_only and index == len(blocks) - 1,
+                  return_attention_scores=attentions is not None)
+        if attentions is not None:
+            x, probs = x
+            attentions.append(probs)
         layer_outputs.append(x)
     if final_layer_norm is not None:
         x = final_layer_norm(x)
@@ -48,12 +54,17 @@ class BertEncoder(keras.Model):
     Inputs are a dict of int32 `[batch, seq]` tensors: `token_ids`,
     `segment_ids` and `padding_mask` (1 for real tokens, 0 for padding).
     Outputs are a dict: `sequence_output` `[batch, seq, hidden]`,
-    `pooled_output` `[batch, hidden]` and, with `output_all_layers=True`,
-    `layer_outputs`, the list of every block's output.
+    `pooled_output` `[batch, hidden]`, with `output_all_layers=True`
+    `layer_outputs`, the list of every block's output, and with
+    `output_attentions=True` `attentions`, the list of every block's float32
+    attention probabilities `[batch, heads, seq, seq]` (zero at padded keys;
+    the non-fused attention path on every backend). Both settings have the
+    same weights, so `set_weights` copies between them.
 
     Args:
         config: `BertConfig`, preset name or config dict.
         output_all_layers: bool. Also return every block's output.
+        output_attentions: bool. Also return every block's attention probabilities.
 
     Example:
     >>> import numpy as np
@@ -64,7 +75,7 @@ class BertEncoder(keras.Model):
     ((1, 5, 128), (1, 128))
     """
 
-    def __init__(self, config, output_all_layers=False, **kwargs):
+    def __init__(self, config, output_all_layers=False, output_attentions=False, **kwargs):
         config = as_config(config)
         # === Layers ===
         embeddings = BertEmbeddings(
@@ -90,15 +101,19 @@ class BertEncoder(keras.Model):
 
         # === Functional Model ===
         inputs = encoder_inputs()
-        x, layer_outputs = _run_stack(inputs, embeddings, blocks, final_layer_norm)
+        attentions = [] if output_attentions else None
+        x, layer_outputs = _run_stack(inputs, embeddings, blocks, final_layer_norm, attentions=attentions)
         outputs = {"sequence_output": x, "pooled_output": pooler(x)}
         if output_all_layers:
             outputs["layer_outputs"] = layer_outputs
+        if output_attentions:
+            outputs["attentions"] = attentions
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.config = config
         self.output_all_layers = output_all_layers
+        self.output_attentions = output_attentions
         self.embeddings = embeddings
         self.transformer_blocks = blocks
         self.final_layer_norm = final_layer_norm
@@ -124,10 +139,25 @@ class BertEncoder(keras.Model):
                           first_token_only=True)
         return self.pooler(x)
 
+    def attentions(self, inputs):
+        """Every block's attention probabilities `[batch, heads, seq, seq]` for `inputs`, on this encoder's layers.
+
+        The `attentions` output of `BertEncoder(config, output_attentions=True)`, computed eagerly (or in a
+        `tf.function`) by an encoder built without it. (Keras cannot build a functional model on layers whose
+        first call returned one output and this one two: `Task.with_attentions` builds one on a copy.)
+
+        Args:
+            inputs: dict of `token_ids`, `segment_ids`, `padding_mask` tensors.
+        """
+        attentions = []
+        _run_stack(inputs, self.embeddings, self.transformer_blocks, self.final_layer_norm, attentions=attentions)
+        return attentions
+
     def get_config(self):
         return {
             "config": self.config.to_dict(),
             "output_all_layers": self.output_all_layers,
+            "output_attentions": self.output_attentions,
             "name": self.name,
             "trainable": self.trainable,
         }

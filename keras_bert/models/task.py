@@ -85,6 +85,20 @@ class Task(keras.Model):
         model.preprocessor = BertTextPreprocessor(vocabulary, lowercase=lowercase, sequence_length=sequence_length)
         return model
 
+    def with_attentions(self):
+        """A functional model: `{"outputs": this model's outputs, "attentions": [...]}` for the same inputs.
+
+        `attentions` is the list of the encoder's per-layer attention probabilities `[batch, heads, seq, seq]`,
+        from a `BertEncoder(config, output_attentions=True)` holding a copy of this model's encoder weights
+        (copied now: call again after training). Without a functional model, `self.encoder.attentions(inputs)`
+        gives the same maps from the shared weights.
+        """
+        encoder = BertEncoder(self.encoder.config, output_attentions=True, name=f"{self.encoder.name}_attentions")
+        encoder.set_weights(self.encoder.get_weights())
+        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in self.input}
+        return keras.Model(inputs, {"outputs": self(inputs), "attentions": encoder(inputs)["attentions"]},
+                           name=f"{self.name}_with_attentions")
+
     def get_compile_config(self):
         # Task.compile has its own defaults; callers compile again after `keras_bert.load`.
         return None

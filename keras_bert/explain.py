@@ -1,0 +1,393 @@
+"""Why a model decided what it did: Integrated Gradients on the embedding output, word by word.
+
+`integrated_gradients` attributes one scalar output of a keras_bert task model (a class probability, a
+regression score, a tag probability, an answer start/end probability, or the cosine similarity of two
+sentence embeddings) to the word pieces of its input, and sums them to words with their character offsets
+in the input text. The integral from the baseline to the input is a Gauss-Legendre quadrature (Captum's
+default) over `steps` points; the completeness delta (sum of attributions - (f(x) - f(baseline))) tells
+how well it converged.
+
+Example (needs a fine-tuned text-in model, e.g. a `training.finetune` output directory):
+
+    model = keras_bert.load("runs/sst2/model")
+    result = keras_bert.explain.integrated_gradients(model, "a gorgeous, witty film")
+    for word, score in zip(result["words"], result["word_attributions"]):
+        print(f"{word:>12} {score:+.3f}")
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+BASELINES = ("pad", "mask", "zeros")
+# Kinds and what their scalar target is (the other kinds have none).
+TARGETS = {
+    "classification": "the probability of a class (default: the predicted one)",
+    "regression": "the score",
+    "token_classification": "the probability of a tag at a token: target=(token index, tag)",
+    "question_answering": "the probability of the answer's start or end token: target='start' or 'end'",
+    "embedding": "the cosine similarity of the text's embedding to text_pair's",
+}
+
+
+class ExplainError(ValueError):
+    """A request `integrated_gradients` cannot explain (bad target, empty text, a kind with no target)."""
+
+
+# --------------------------------------------------------------------------- the model from its embedding output
+
+def forward_from_embeddings(model):
+    """`fn(inputs, embedded) -> outputs`: `model` run with its encoder's embedding output replaced by `embedded`.
+
+    Replays the model's functional graph (and its encoder's, when the task model calls the encoder as a
+    nested model) with the `BertEmbeddings` node swapped for `embedded`; every other layer is the model's
+    own, in inference mode.
+
+    Args:
+        model: a keras_bert task model (functional, with `.encoder`).
+    """
+    encoder = model.encoder
+    embeddings = encoder.embeddings
+
+    def run(graph, inputs, embedded):
+        def substitute(operation):
+            if operation is embeddings:
+                return lambda *args, **kwargs: embedded
+            if operation is encoder and graph is not encoder:
+                return lambda x, **kwargs: run(encoder, x, embedded)
+            return operation
+
+        flat = graph._standardize_inputs(inputs)
+        outputs = graph._run_through_graph(flat, operation_fn=substitute)
+        return outputs
+
+    def forward(inputs, embedded):
+        outputs = run(model, inputs, embedded)
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+            outputs = outputs[0]
+        return outputs
+
+    return forward
+
+
+def quadrature(steps):
+    """Gauss-Legendre points `alphas` in (0, 1) and their weights (sum 1) for `steps` points."""
+    if steps < 1:
+        raise ExplainError(f"steps must be >= 1, got {steps}")
+    nodes, weights = np.polynomial.legendre.leggauss(int(steps))
+    return ((nodes + 1.0) / 2.0).astype(np.float32), (weights / 2.0).astype(np.float32)
+
+
+def baseline_ids(token_ids, segment_ids, padding_mask, special_ids, replacement_id):
+    """Token ids of the `[PAD]`/`[MASK]` baseline: every real non-special token replaced, specials kept."""
+    token_ids = tf.convert_to_tensor(token_ids)
+    keep = tf.zeros_like(token_ids, tf.bool)
+    for special in special_ids:
+        keep |= tf.equal(token_ids, special)
+    keep |= tf.equal(tf.convert_to_tensor(padding_mask), 0)
+    return tf.where(keep, token_ids, tf.fill(tf.shape(token_ids), tf.constant(replacement_id, token_ids.dtype)))
+
+
+def integrate(model, inputs, baseline, target_fn, steps=50, batch_size=None, forward=None):
+    """Integrated Gradients of `target_fn(outputs)` along the straight line from the baseline to the input.
+
+    Works in a `tf.function` (the export's `explain` signature) as well as eagerly; with `batch_size`, the
+    interpolation points are run `batch_size` at a time (a Python loop: eager use), else all at once.
+
+    Args:
+        model: a keras_bert task model.
+        inputs: dict of int32 `[batch, seq]` `token_ids`, `segment_ids`, `padding_mask`.
+        baseline: `"pad"`, `"mask"`, `"zeros"`, or int32 baseline token ids `[batch, seq]`.
+        target_fn: `fn(outputs) -> [batch]` float32: the scalar explained, one per example.
+        steps: int. Quadrature points.
+        batch_size: int or None. Interpolation points per forward pass (None: all `steps`).
+        forward: what `forward_from_embeddings(model)` returns (pass it to reuse it).
+
+    Returns:
+        dict of float32 Tensors: `attributions` `[batch, seq]`, `prediction` and `baseline_prediction` `[batch]`.
+    """
+    forward = forward or forward_from_embeddings(model)
+    inputs = {k: tf.cast(inputs[k], tf.int32) for k in ("token_ids", "segment_ids", "padding_mask")}
+    embeddings = model.encoder.embeddings
+    embedded = tf.cast(embeddings(inputs["token_ids"], inputs["segment_ids"], training=False), tf.float32)
+    if isinstance(baseline, str) and baseline == "zeros":
+        base = tf.zeros_like(embedded)
+    else:
+        base = tf.cast(embeddings(baseline, inputs["segment_ids"], training=False), tf.float32)
+    difference = embedded - base
+    dtype = embeddings.compute_dtype
+
+    alphas, weights = quadrature(steps)
+    chunks = [(alphas, weights)] if not batch_size else [
+        (alphas[i:i + batch_size], weights[i:i + batch_size]) for i in range(0, len(alphas), int(batch_size))]
+    total = tf.zeros_like(embedded)
+    batch = tf.shape(embedded)[0]
+    for chunk_alphas, chunk_weights in chunks:
+        chunk_alphas = tf.constant(chunk_alphas)
+        with tf.GradientTape() as tape:
+            tape.watch(chunk_alphas)
+            path = base[None] + chunk_alphas[:, None, None, None] * difference[None]
+            tape.watch(path)
+            n = tf.shape(chunk_alphas)[0]
+            shape = tf.shape(embedded)
+            tiled = {k: tf.reshape(tf.tile(v[None], [n, 1, 1]), (-1, shape[1])) for k, v in inputs.items()}
+            values = target_fn(forward(tiled, tf.cast(tf.reshape(path, (-1, shape[1], shape[2])), dtype)))
+            values = tf.reshape(tf.cast(values, tf.float32), (n, batch))
+        gradients = tape.gradient(values, path)  # [n, batch, seq, hidden]
+        total += tf.einsum("n,nbsh->bsh", tf.constant(chunk_weights), gradients)
+    mask = tf.cast(inputs["padding_mask"], tf.float32)
+    attributions = tf.reduce_sum(total * difference, axis=-1) * mask
+    # f at the baseline and at the input, through the same graph as the path points.
+    shape = tf.shape(embedded)
+    ends = tf.reshape(tf.stack([base, embedded]), (-1, shape[1], shape[2]))
+    tiled = {k: tf.reshape(tf.tile(v[None], [2, 1, 1]), (-1, shape[1])) for k, v in inputs.items()}
+    values = tf.reshape(tf.cast(target_fn(forward(tiled, tf.cast(ends, dtype))), tf.float32), (2, batch))
+    return {"attributions": attributions, "prediction": values[1], "baseline_prediction": values[0]}
+
+
+# --------------------------------------------------------------------------- targets of each task kind
+
+def _kind(model):
+    from keras_bert import tasks
+
+    try:
+        kind = tasks.for_model(model).name
+    except ValueError as error:
+        raise ExplainError(str(error)) from None
+    if kind not in TARGETS:
+        raise ExplainError(f"a {kind} model ({type(model).__name__}) has no attribution target; "
+                           f"Integrated Gradients explains {', '.join(TARGETS)} models")
+    return kind
+
+
+def _class_index(target, names, what):
+    names = list(names)
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        if 0 <= int(target) < len(names):
+            return int(target)
+        raise ExplainError(f"target {target} is not a {what} id in [0, {len(names)})")
+    if str(target) in names:
+        return names.index(str(target))
+    raise ExplainError(f"target {target!r} is not one of the model's {what}s {names}")
+
+
+def class_names(model):
+    """The class or tag names of a classification / token classification model (ids as names without labels)."""
+    labels = getattr(model, "labels", None)
+    return [str(label) for label in labels] if labels else [str(i) for i in range(int(model.num_classes))]
+
+
+def resolve_target(model, outputs, target, kind=None, pair_embedding=None):
+    """What to explain: `(target_fn, description)` for one packed example's `outputs` at the input.
+
+    Args:
+        model: the task model.
+        outputs: the model's outputs at the input (batch of 1), numpy or Tensors.
+        target: the caller's target (see `TARGETS`), or None for the default.
+        kind: str or None. The model's task kind (None: looked up).
+        pair_embedding: float32 `[hidden]` or None. The embedding kind's second text's embedding.
+
+    Returns:
+        tuple `(target_fn, info)`: `target_fn(outputs) -> [batch]`, and a dict describing the target
+        (`target`: its name, plus `position` for token-level targets).
+    """
+    kind = kind or _kind(model)
+    if kind == "classification":
+        names = class_names(model)
+        probabilities = _softmax(np.asarray(outputs, np.float64)[0])
+        index = int(probabilities.argmax()) if target is None else _class_index(target, names, "label")
+        return (lambda out: tf.nn.softmax(tf.cast(out, tf.float32), axis=-1)[:, index]), {
+            "target": names[index], "target_index": index}
+    if kind == "regression":
+        if target not in (None, "score"):
+            raise ExplainError(f"a regression model has one target, its score; got target {target!r}")
+        return (lambda out: tf.reshape(tf.cast(out, tf.float32), (-1,))), {"target": "score"}
+    if kind == "token_classification":
+        names = class_names(model)
+        probabilities = _softmax(np.asarray(outputs, np.float64)[0])  # [seq, tags]
+        length = probabilities.shape[0]
+        position, tag = (target if isinstance(target, (tuple, list)) else (None, target)) if target is not None \
+            else (None, None)
+        if position is None:
+            # The most confident token that is not tagged "O" (else the first word piece).
+            scores = np.where(np.array([n != "O" for n in names])[None, :], probabilities, 0.0)[1:-1].max(-1)
+            position = int(scores.argmax()) + 1 if scores.size and scores.max() > 0 else 1
+        if not (isinstance(position, (int, np.integer)) and 0 <= int(position) < length):
+            raise ExplainError(f"target token {position!r} is not a token index in [0, {length})")
+        position = int(position)
+        index = int(probabilities[position].argmax()) if tag is None else _class_index(tag, names, "tag")
+        return (lambda out: tf.nn.softmax(tf.cast(out, tf.float32), axis=-1)[:, position, index]), {
+            "target": names[index], "target_index": index, "position": position}
+    if kind == "question_answering":
+        end = {None: "start", "start": "start", "end": "end"}.get(target)
+        if end is None:
+            raise ExplainError(f"a question answering model explains target 'start' or 'end', got {target!r}")
+        key = f"{end}_logits"
+        logits = np.asarray(outputs[key], np.float64)[0]
+        position = int(logits.argmax())
+        return (lambda out: tf.nn.softmax(tf.cast(out[key], tf.float32), axis=-1)[:, position]), {
+            "target": end, "position": position}
+    # embedding
+    if pair_embedding is None:
+        raise ExplainError("an embedding model explains the similarity of two texts: pass text_pair "
+                           "(--text-pair) as the second text")
+    if target is not None:
+        raise ExplainError(f"an embedding model's target is the similarity to text_pair; got target {target!r}")
+    other = tf.constant(np.asarray(pair_embedding, np.float32) / max(np.linalg.norm(pair_embedding), 1e-12))
+
+    def cosine(out):
+        out = tf.cast(out, tf.float32)
+        return tf.reduce_sum(out * other[None], -1) / tf.maximum(tf.norm(out, axis=-1), 1e-12)
+
+    return cosine, {"target": "cosine similarity to text_pair"}
+
+
+def _softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(-1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- text, word pieces and words
+
+def _preprocessor(model, tokenizer=None, sequence_length=None):
+    preprocessor = getattr(model, "preprocessor", None)
+    if tokenizer is None and preprocessor is None:
+        raise ExplainError(f"{type(model).__name__} has no preprocessor: load a text-in model "
+                           "(keras_bert.load of a training.finetune directory) or pass tokenizer=")
+    tokenizer = tokenizer or preprocessor.tokenizer
+    if sequence_length is None:
+        sequence_length = preprocessor.sequence_length if preprocessor is not None else min(
+            int(model.encoder.config.max_position_embeddings), 512)
+    from keras_bert.tokenization import BertPacker
+
+    return tokenizer, BertPacker.from_tokenizer(tokenizer, sequence_length=int(sequence_length), pad_to_longest=True)
+
+
+def pack_with_offsets(tokenizer, packer, texts):
+    """Packs one text (or a text pair) and returns the ids with each token's `(segment, start, end)` characters.
+
+    Returns:
+        tuple `(inputs, tokens, spans)`: numpy `[1, seq]` inputs; token strings; per token `(segment, start,
+        end)` code-point offsets in its text, or None for `[CLS]`/`[SEP]`.
+    """
+    from keras_bert.tasks.question_answering import to_char_offsets
+    from keras_bert.tokenization import keep_first
+
+    pieces, spans = [], []
+    for text in texts:
+        ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant([text]))
+        pieces.append((ids, to_char_offsets(tf.constant([text]), starts), to_char_offsets(tf.constant([text]), ends)))
+    truncated = packer.truncate(tuple(tf.cast(p[0], tf.int32) for p in pieces))
+    inputs = {k: np.asarray(v) for k, v in packer(truncated).items()}
+    spans = [None]
+    for segment, ((_, starts, ends), kept) in enumerate(zip(pieces, truncated)):
+        n = int(kept.row_lengths()[0])
+        starts = np.asarray(keep_first(starts, [n]).flat_values)
+        ends = np.asarray(keep_first(ends, [n]).flat_values)
+        spans += [(segment, int(s), int(e)) for s, e in zip(starts, ends)] + [None]
+    vocabulary = tokenizer.get_vocabulary()
+    tokens = [vocabulary[int(i)] for i in inputs["token_ids"][0]]
+    assert len(tokens) == len(spans), (tokens, spans)
+    return inputs, tokens, spans
+
+
+def group_words(tokens, spans, values, texts):
+    """Sums word-piece values to words (a piece and the `##` pieces after it), with each word's offsets.
+
+    Returns:
+        tuple `(words, word_values, word_spans)`: word strings (the text's own characters), summed values,
+        `(segment, start, end)` code-point offsets.
+    """
+    words, word_values, word_spans = [], [], []
+    for token, span, value in zip(tokens, spans, values):
+        if span is None:
+            continue
+        segment, start, end = span
+        if token.startswith("##") and word_spans and word_spans[-1][0] == segment:
+            word_values[-1] += float(value)
+            word_spans[-1] = (segment, word_spans[-1][1], end)
+        else:
+            word_values.append(float(value))
+            word_spans.append((segment, start, end))
+    words = [texts[segment][start:end] for segment, start, end in word_spans]
+    return words, word_values, word_spans
+
+
+# --------------------------------------------------------------------------- the library entry point
+
+def integrated_gradients(model, text, text_pair=None, target=None, steps=50, baseline="pad", batch_size=16,
+                         tokenizer=None, sequence_length=None):
+    """Integrated Gradients of one prediction of a text-in task model, per word piece and per word.
+
+    Args:
+        model: keras_bert task model with a preprocessor (`keras_bert.load` of a `training.finetune` output),
+            or any task model with `tokenizer`.
+        text: str. The text (question answering: the question).
+        text_pair: str or None. The second text of a pair (question answering: the context; embedding: the
+            text whose embedding the similarity is to).
+        target: what to explain (see `TARGETS`): a class name or id (classification, default the predicted
+            class), `(token index, tag)` (token classification, default the most confident entity token),
+            `"start"`/`"end"` (question answering), None (regression, embedding).
+        steps: int. Gauss-Legendre points of the path integral.
+        baseline: str. `"pad"` (`[PAD]` between the special tokens), `"mask"` (`[MASK]` there) or `"zeros"`
+            (a zero embedding output).
+        batch_size: int. Interpolation points per forward pass.
+        tokenizer: `BertTokenizer` or None. For a model without a preprocessor.
+        sequence_length: int or None. Truncation length (default: the preprocessor's).
+
+    Returns:
+        dict: `kind`, `target` (name), `tokens`, `token_spans` (`(segment, start, end)` or None), `attributions`
+        (per token, float), `words`, `word_attributions`, `word_spans` (`(segment, start, end)` code points of
+        each word in its text: `(text, text_pair)[segment][start:end] == word`), `prediction` (the target output
+        at the text), `baseline_prediction`, `completeness_delta` (sum of attributions - (prediction -
+        baseline_prediction)), `inputs` (the packed ids), `outputs` (the model's outputs at the text), `steps`,
+        `baseline`.
+
+    Raises:
+        ExplainError: an empty text, an unknown target or baseline, or a model kind with no target.
+    """
+    kind = _kind(model)
+    if baseline not in BASELINES:
+        raise ExplainError(f"baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
+    for name, value in (("text", text), ("text_pair", text_pair)):
+        if value is not None and not str(value).strip():
+            raise ExplainError(f"{name} is empty: there is nothing to explain")
+    if text is None:
+        raise ExplainError("text is empty: there is nothing to explain")
+    tokenizer, packer = _preprocessor(model, tokenizer, sequence_length)
+    pair_embedding = None
+    if kind == "embedding":
+        texts = (str(text),)
+        if text_pair is not None:
+            pair_inputs, _, _ = pack_with_offsets(tokenizer, packer, (str(text_pair),))
+            pair_embedding = np.asarray(model(pair_inputs, training=False))[0]
+    else:
+        texts = (str(text),) if text_pair is None else (str(text), str(text_pair))
+    inputs, tokens, spans = pack_with_offsets(tokenizer, packer, texts)
+    if len(tokens) <= 2 + (len(texts) - 1):
+        raise ExplainError("text has no word pieces (only spaces or control characters): nothing to explain")
+    outputs = keras.tree.map_structure(np.asarray, model(inputs, training=False))
+    target_fn, info = resolve_target(model, outputs, target, kind, pair_embedding)
+    if baseline == "zeros":
+        base = "zeros"
+    else:
+        replacement = tokenizer.pad_token_id if baseline == "pad" else tokenizer.mask_token_id
+        base = baseline_ids(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"],
+                            (tokenizer.cls_token_id, tokenizer.sep_token_id), replacement)
+    result = integrate(model, inputs, base, target_fn, steps=steps, batch_size=batch_size)
+    attributions = np.asarray(result["attributions"])[0].astype(np.float64)
+    prediction, baseline_prediction = float(result["prediction"][0]), float(result["baseline_prediction"][0])
+    words, word_attributions, word_spans = group_words(tokens, spans, attributions, texts)
+    return dict(
+        info, kind=kind, tokens=tokens, token_spans=spans, attributions=attributions.tolist(), words=words,
+        word_attributions=word_attributions, word_spans=word_spans, texts=list(texts), prediction=prediction,
+        baseline_prediction=baseline_prediction,
+        completeness_delta=float(attributions.sum() - (prediction - baseline_prediction)),
+        inputs=inputs, outputs=outputs, steps=int(steps), baseline=baseline)
+
+
+def attention_maps(model, inputs):
+    """Every layer's attention probabilities for packed `inputs`: numpy `[layers, batch, heads, seq, seq]`."""
+    encoder = model.encoder if hasattr(model, "encoder") else model
+    return np.stack([np.asarray(a) for a in encoder.attentions({k: tf.constant(v) for k, v in inputs.items()})])
