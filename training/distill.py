@@ -12,7 +12,8 @@ teacher's config). The transfer set is the labelled training file, plus the line
 `augment_copies` word-dropout/swap copies of each training text, all labelled by the teacher; the teacher's
 outputs are computed once per example and cached in DIR2/teacher_outputs.npz. The loss is the soft-target KL
 at `temperature` (x T^2), the hard-label loss on the labelled examples and, with `hidden_weight`, the
-hidden-state MSE (through learned projections when the widths differ). Writes what `training.finetune` writes:
+hidden-state MSE (through learned projections when the widths differ) and, with `attention_weight`, the KL of
+the mapped blocks' attention distributions. Writes what `training.finetune` writes:
 TensorBoard logs (each loss term, the validation metric, the student's and teacher's sizes and speed),
 checkpoints (resumable), `metrics.json`, the dev predictions and the text-in student model (`keras_bert.load`).
 """
@@ -59,6 +60,8 @@ class DistillConfig(FinetuneConfig):
         soft_weight: float. Weight of the soft-target loss.
         hard_weight: float. Weight of the hard-label loss (labelled examples only).
         hidden_weight: float. Weight of the hidden-state MSE (0: off; it runs the teacher every step).
+        attention_weight: float. Weight of the attention-distribution KL (0: off; runs the teacher every step;
+            the student needs the teacher's number of heads).
         layer_map: list or None. The teacher block each student block's hidden state learns; None: evenly spaced.
         unlabeled_files: list or None. Plain-text files, one text a line, labelled by the teacher.
         max_unlabeled_examples: int or None. Use only the first N unlabeled lines (all files together).
@@ -74,6 +77,7 @@ class DistillConfig(FinetuneConfig):
     soft_weight: float = 1.0
     hard_weight: float = 0.5
     hidden_weight: float = 0.0
+    attention_weight: float = 0.0
     layer_map: typing.Optional[list] = dataclasses.field(default=None, metadata={"comma_separated": True})
     unlabeled_files: typing.Optional[list] = None
     max_unlabeled_examples: typing.Optional[int] = None
@@ -286,16 +290,20 @@ def main(argv=None):
             raise ConfigError(f"{key}: the student's hidden_size {s.hidden_size} is wider than the teacher's "
                               f"{t.hidden_size}; the hidden_weight projection maps a narrower student to the "
                               f"teacher's width")
+        if config.attention_weight and s.num_heads != t.num_heads:
+            key = "init" if config.init else ("student_config" if config.student_config else "student_preset")
+            raise ConfigError(f"{key}: the student's num_heads {s.num_heads} differs from the teacher's "
+                              f"{t.num_heads}; attention_weight compares attention distributions head by head")
         layer_map = _ints(config.layer_map, "layer_map")
         if layer_map is not None:
             try:
                 check_layer_map(layer_map, s.num_layers, t.num_layers)
             except ValueError as error:
                 raise ConfigError(f"layer_map: {error}") from None
-        distiller = BertDistiller(student, teacher if config.hidden_weight else None,
+        distiller = BertDistiller(student, teacher if config.hidden_weight or config.attention_weight else None,
                                   temperature=config.temperature, soft_weight=config.soft_weight,
                                   hard_weight=config.hard_weight, hidden_weight=config.hidden_weight,
-                                  layer_map=layer_map)
+                                  layer_map=layer_map, attention_weight=config.attention_weight)
 
     # --- The transfer set and the teacher's outputs (once per example, cached) ---
     unlabeled = read_unlabeled(unlabeled_files, config.max_unlabeled_examples)

@@ -6,7 +6,9 @@ The losses (all `keras.ops`):
 - `soft_target_loss`: KL(softmax(teacher / T) || softmax(student / T)) * T^2 (Hinton et al.);
 - the hard-label loss of the student's task, on the labelled examples only;
 - `hidden_state_loss`: MSE between student block outputs (through a learned projection when the widths differ)
-  and the teacher block each one is mapped to (TinyBERT).
+  and the teacher block each one is mapped to (TinyBERT);
+- `attention_loss`: KL between the teacher's and the student's self-attention distributions of mapped blocks
+  (MiniLM, TinyBERT), over the real query rows.
 
 Example:
 >>> import numpy as np
@@ -23,7 +25,7 @@ from keras_bert.models.tasks import BertClassifier, BertRegressor
 
 # The student task models `BertDistiller` distils into (the hard-label loss and soft target depend on the kind).
 DISTILLABLE = {"classification": BertClassifier, "regression": BertRegressor}
-LOSS_TERMS = ("soft_loss", "hard_loss", "hidden_loss")
+LOSS_TERMS = ("soft_loss", "hard_loss", "hidden_loss", "attention_loss")
 
 
 def soft_target_loss(teacher_logits, student_logits, temperature=2.0):
@@ -56,6 +58,21 @@ def hidden_state_loss(teacher_hidden, student_hidden, padding_mask):
     return ops.sum(squared) / ops.maximum(ops.sum(mask) * width, 1.0)
 
 
+def attention_loss(teacher_probs, student_probs, padding_mask):
+    """Mean KL(teacher || student) of attention distributions `[batch, heads, seq, seq]` over real query rows.
+
+    Args:
+        teacher_probs: float tensor `[batch, heads, seq, seq]`; each query row sums to 1 over the keys.
+        student_probs: float tensor of the same shape (the same number of heads).
+        padding_mask: int tensor `[batch, seq]`, 1 for real tokens.
+    """
+    p = ops.cast(teacher_probs, "float32")
+    q = ops.cast(student_probs, "float32")
+    kl = ops.sum(p * (ops.log(p + 1e-9) - ops.log(q + 1e-9)), axis=-1)  # [batch, heads, queries]
+    rows = ops.cast(padding_mask, "float32")[:, None, :] * ops.ones_like(kl)
+    return ops.sum(kl * rows) / ops.maximum(ops.sum(rows), 1.0)
+
+
 def default_layer_map(student_layers, teacher_layers):
     """The teacher block each student block learns from: evenly spaced, the last on the last (TinyBERT)."""
     return [round((i + 1) * teacher_layers / student_layers) - 1 for i in range(student_layers)]
@@ -78,10 +95,12 @@ def _head_layers(model):
     return layers[pooler + 1:]
 
 
-def _encode_all(model, x, training):
-    """`(head output, block outputs)` of a sentence-level task model, with every block over every token."""
+def _encode_all(model, x, training, attentions=None):
+    """`(head output, block outputs)` of a sentence-level task model, with every block over every token (and each
+    block's attention probabilities appended to the list `attentions`)."""
     encoder = model.encoder
-    sequence, blocks = _run_stack(x, encoder.embeddings, encoder.transformer_blocks, encoder.final_layer_norm)
+    sequence, blocks = _run_stack(x, encoder.embeddings, encoder.transformer_blocks, encoder.final_layer_norm,
+                                  attentions=attentions)
     # The blocks inherit `training` from this call (Keras' call context), as in the task model's own graph.
     out = encoder.pooler(sequence)
     for layer in _head_layers(model):
@@ -96,18 +115,21 @@ class BertDistiller(keras.Model):
     Targets for `fit` are a dict: `teacher_logits` (`[batch, classes]`, or `[batch]` scores for regression;
     computed once per example and cached by `training.distill`), `labels` (class ids or scores) and `labelled`
     (1.0 where the example has a gold label, 0.0 for teacher-labelled text). Each loss term is a metric
-    (`soft_loss`, `hard_loss` and, when on, `hidden_loss`). Only the student (and the projections) are trained; save
+    (`soft_loss`, `hard_loss` and, when on, `hidden_loss` and `attention_loss`). Only the student (and the projections) are trained; save
     `distiller.student`.
 
     Args:
         student: `BertClassifier` or `BertRegressor`.
-        teacher: task model of the same kind, or None. Needed only for `hidden_weight > 0` (its hidden states
-            are computed each step; its logits come in the targets). Frozen.
+        teacher: task model of the same kind, or None. Needed only for `hidden_weight` or `attention_weight`
+            (its hidden states are computed each step; its logits come in the targets). Frozen.
         temperature: float. Softmax temperature of the soft targets (classification).
         soft_weight: float. Weight of the soft-target loss (regression: MSE to the teacher's score).
         hard_weight: float. Weight of the hard-label loss on labelled examples.
         hidden_weight: float. Weight of the hidden-state MSE.
-        layer_map: list of int or None. The teacher block for each student block; None: `default_layer_map`.
+        attention_weight: float. Weight of the attention-distribution KL (the student needs the teacher's
+            number of heads).
+        layer_map: list of int or None. The teacher block for each student block (hidden states and
+            attentions); None: `default_layer_map`.
 
     Example (needs a trained teacher):
 
@@ -117,7 +139,7 @@ class BertDistiller(keras.Model):
     """
 
     def __init__(self, student, teacher=None, temperature=2.0, soft_weight=1.0, hard_weight=0.0,
-                 hidden_weight=0.0, layer_map=None, **kwargs):
+                 hidden_weight=0.0, layer_map=None, attention_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         kind = getattr(student, "task_kind", None)
         if kind not in DISTILLABLE or not isinstance(student, DISTILLABLE[kind]):
@@ -125,8 +147,8 @@ class BertDistiller(keras.Model):
         if teacher is not None and getattr(teacher, "task_kind", None) != kind:
             raise ValueError(f"teacher is a {getattr(teacher, 'task_kind', type(teacher).__name__)} model, "
                              f"the student a {kind} model")
-        if hidden_weight and teacher is None:
-            raise ValueError("hidden_weight > 0 needs the teacher model")
+        if (hidden_weight or attention_weight) and teacher is None:
+            raise ValueError("hidden_weight or attention_weight > 0 needs the teacher model")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.student = student
@@ -136,6 +158,7 @@ class BertDistiller(keras.Model):
         self.soft_weight = float(soft_weight)
         self.hard_weight = float(hard_weight)
         self.hidden_weight = float(hidden_weight)
+        self.attention_weight = float(attention_weight)
         self.layer_map = None
         self.projections = []
         if teacher is not None:
@@ -151,7 +174,11 @@ class BertDistiller(keras.Model):
                     projection = keras.layers.Dense(t.hidden_size, name=f"hidden_projection_{i}")
                     projection.build((None, None, s.hidden_size))
                     self.projections.append(projection)
-        active = LOSS_TERMS if self.hidden_weight else LOSS_TERMS[:2]
+            if attention_weight and s.num_heads != t.num_heads:
+                raise ValueError(f"the student's num_heads ({s.num_heads}) differs from the teacher's "
+                                 f"({t.num_heads}): attention distributions are compared head by head")
+        active = LOSS_TERMS[:2] + (("hidden_loss",) if self.hidden_weight else ()) + (
+            ("attention_loss",) if self.attention_weight else ())
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in active}
 
     @property
@@ -159,14 +186,20 @@ class BertDistiller(keras.Model):
         return self.student.task_kind
 
     def call(self, x, training=False):
-        if not self.hidden_weight:
+        if not (self.hidden_weight or self.attention_weight):
             return {"logits": self.student(x, training=training)}
-        logits, student_blocks = _encode_all(self.student, x, training)
-        _, teacher_blocks = _encode_all(self.teacher, x, False)
+        student_attentions = [] if self.attention_weight else None
+        teacher_attentions = [] if self.attention_weight else None
+        logits, student_blocks = _encode_all(self.student, x, training, student_attentions)
+        _, teacher_blocks = _encode_all(self.teacher, x, False, teacher_attentions)
         projected = [p(h) for p, h in zip(self.projections, student_blocks)] if self.projections else student_blocks
-        return {"logits": logits, "student_hidden": projected,
-                "teacher_hidden": [ops.stop_gradient(teacher_blocks[i]) for i in self.layer_map],
-                "padding_mask": x["padding_mask"]}
+        outputs = {"logits": logits, "student_hidden": projected,
+                   "teacher_hidden": [ops.stop_gradient(teacher_blocks[i]) for i in self.layer_map],
+                   "padding_mask": x["padding_mask"]}
+        if self.attention_weight:
+            outputs["student_attentions"] = student_attentions
+            outputs["teacher_attentions"] = [ops.stop_gradient(teacher_attentions[i]) for i in self.layer_map]
+        return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         logits = ops.cast(y_pred["logits"], "float32")
@@ -187,7 +220,13 @@ class BertDistiller(keras.Model):
                      for t, s in zip(y_pred["teacher_hidden"], y_pred["student_hidden"])]
             hidden = ops.mean(ops.stack(terms))
             total = total + self.hidden_weight * hidden
-        for name, value in zip(LOSS_TERMS, (soft, hard, hidden)):
+        attention = ops.zeros(())
+        if self.attention_weight:
+            terms = [attention_loss(t, s, y_pred["padding_mask"])
+                     for t, s in zip(y_pred["teacher_attentions"], y_pred["student_attentions"])]
+            attention = ops.mean(ops.stack(terms))
+            total = total + self.attention_weight * attention
+        for name, value in zip(LOSS_TERMS, (soft, hard, hidden, attention)):
             if name in self.loss_trackers:
                 self.loss_trackers[name].update_state(value)
         if self.student.losses:
@@ -199,7 +238,8 @@ class BertDistiller(keras.Model):
             "student": keras.saving.serialize_keras_object(self.student),
             "teacher": None if self.teacher is None else keras.saving.serialize_keras_object(self.teacher),
             "temperature": self.temperature, "soft_weight": self.soft_weight, "hard_weight": self.hard_weight,
-            "hidden_weight": self.hidden_weight, "layer_map": self.layer_map, "name": self.name,
+            "hidden_weight": self.hidden_weight, "attention_weight": self.attention_weight,
+            "layer_map": self.layer_map, "name": self.name,
         }
 
     @classmethod

@@ -1,12 +1,14 @@
-"""`BertDistiller`: the soft-target loss against NumPy, every loss term falls under `fit`, students from teachers."""
+"""`BertDistiller`: the soft-target and attention losses against NumPy, every loss term falls under `fit`,
+students from teachers."""
 
 import keras
 import numpy as np
 import pytest
 
 import keras_bert
-from keras_bert.models.distiller import (BertDistiller, default_layer_map, encoder_flops, hidden_state_loss,
-                                         soft_target_loss, student_from_layers, student_on_encoder)
+from keras_bert.models.distiller import (BertDistiller, attention_loss, default_layer_map, encoder_flops,
+                                         hidden_state_loss, soft_target_loss, student_from_layers,
+                                         student_on_encoder)
 from tests.test_case import assert_all_close, random_inputs, run_serialization_test, tiny_config
 
 
@@ -39,8 +41,24 @@ def test_hidden_state_loss_ignores_padding():
     np.testing.assert_allclose(float(hidden_state_loss(a, b, mask)), expected, rtol=1e-5)
 
 
+def test_attention_loss_equals_numpy_reference_over_real_rows():
+    rng = np.random.default_rng(5)
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], "int32")
+
+    def probs():
+        scores = rng.normal(scale=2.0, size=(2, 3, 4, 4)) + np.where(mask[:, None, None, :] > 0, 0.0, -np.inf)
+        p = np.exp(scores - scores.max(-1, keepdims=True))
+        return (p / p.sum(-1, keepdims=True)).astype("float32")
+
+    p, q = probs(), probs()
+    kl = np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1) / q.clip(1e-30)), 0.0), -1)  # [batch, heads, rows]
+    expected = kl.transpose(0, 2, 1)[mask.astype(bool)].mean()
+    np.testing.assert_allclose(float(attention_loss(p, q, mask)), expected, rtol=1e-4)
+    assert float(attention_loss(p, p, mask)) == pytest.approx(0.0, abs=1e-6)
+
+
 def _teacher(num_layers=3, hidden_size=16, kind=keras_bert.BertClassifier):
-    """A tiny teacher whose head gives confident, input-dependent logits (large pooler and output kernels)."""
+    """A tiny teacher whose head gives confident, input-dependent logits (large pooler and output kernels) and peaked attention (large query/key kernels)."""
     keras.utils.set_random_seed(1)
     config = tiny_config(hidden_size=hidden_size, num_layers=num_layers, intermediate_size=2 * hidden_size)
     teacher = (kind(keras_bert.BertEncoder(config), num_classes=3, labels=["a", "b", "c"])
@@ -49,6 +67,10 @@ def _teacher(num_layers=3, hidden_size=16, kind=keras_bert.BertClassifier):
     for layer in (teacher.encoder.pooler, teacher.get_layer("logits" if kind is keras_bert.BertClassifier else "score")):
         weights = layer.get_weights()
         layer.set_weights([rng.normal(scale=1.0, size=w.shape).astype("float32") for w in weights])
+    for block in teacher.encoder.transformer_blocks:  # Peaked attention distributions.
+        for variable in block.weights:
+            if variable.path.endswith("qkv/kernel"):
+                variable.assign(rng.normal(scale=1.0, size=variable.shape).astype("float32"))
     return teacher
 
 
@@ -73,7 +95,8 @@ def test_every_loss_term_decreases_under_fit(kind):
     keras.utils.set_random_seed(3)
     narrow = tiny_config(hidden_size=8, num_layers=2, intermediate_size=16)
     student = student_on_encoder(teacher, keras_bert.BertEncoder(narrow))
-    distiller = BertDistiller(student, teacher, temperature=2.0, hard_weight=0.5, hidden_weight=1.0)
+    distiller = BertDistiller(student, teacher, temperature=2.0, hard_weight=0.5, hidden_weight=1.0,
+                              attention_weight=1.0)
     assert len(distiller.projections) == 2 and distiller.layer_map == default_layer_map(2, 3) == [1, 2]
     x = random_inputs(batch=16, seq=8, vocab_size=50, seed=4)
     teacher_outputs = np.asarray(teacher(x))
@@ -84,8 +107,8 @@ def test_every_loss_term_decreases_under_fit(kind):
     y = {"teacher_logits": teacher_outputs, "labels": labels, "labelled": labelled}
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = distiller.fit(x, y, batch_size=16, epochs=30, verbose=0).history
-    for term in ("soft_loss", "hard_loss", "hidden_loss", "loss"):
-        assert history[term][-1] < 0.7 * history[term][0], (term, history[term][0], history[term][-1])
+    for term in ("soft_loss", "hard_loss", "hidden_loss", "attention_loss", "loss"):
+        assert history[term][-1] < 0.9 * history[term][0], (term, history[term][0], history[term][-1])
     assert not teacher.trainable_weights
     assert_all_close(teacher(x), teacher_outputs, atol=0)  # The teacher is frozen.
 
@@ -93,9 +116,9 @@ def test_every_loss_term_decreases_under_fit(kind):
 def test_distiller_serializes():
     teacher = _teacher()
     distiller = BertDistiller(student_from_layers(teacher, [1]), teacher, temperature=3.0, hidden_weight=0.5,
-                              layer_map=[2])
+                              layer_map=[2], attention_weight=0.25)
     restored = run_serialization_test(distiller)
-    assert restored.temperature == 3.0 and restored.layer_map == [2]
+    assert restored.temperature == 3.0 and restored.layer_map == [2] and restored.attention_weight == 0.25
 
 
 def test_distiller_refuses_what_it_cannot_distil():
@@ -103,6 +126,9 @@ def test_distiller_refuses_what_it_cannot_distil():
     wide = student_on_encoder(teacher, keras_bert.BertEncoder(tiny_config(hidden_size=32, num_layers=1)))
     with pytest.raises(ValueError, match="wider than the teacher"):
         BertDistiller(wide, teacher, hidden_weight=1.0)
+    heads = student_on_encoder(teacher, keras_bert.BertEncoder(tiny_config(hidden_size=16, num_heads=4)))
+    with pytest.raises(ValueError, match="num_heads"):
+        BertDistiller(heads, teacher, attention_weight=1.0)
     with pytest.raises(ValueError, match="layer_map"):
         BertDistiller(student_from_layers(teacher, [0]), teacher, hidden_weight=1.0, layer_map=[5])
     with pytest.raises(ValueError, match="teacher is a regression model"):
