@@ -107,7 +107,10 @@ class PretrainingStats:
 
     def to_dict(self):
         """Returns the counts as a JSON-ready dict (`from_dict` reads it back)."""
-        return dataclasses.asdict(self)
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        values["skipped"] = dict(self.skipped)
+        values["file_problems"] = {path: dict(counts) for path, counts in self.file_problems.items()}
+        return values
 
     @classmethod
     def from_dict(cls, values):
