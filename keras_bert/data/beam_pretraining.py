@@ -270,7 +270,8 @@ def build_group(group, refs, tokenizer, temp_dir, *, seed, num_shards, group_siz
         max_seq_length = instance_options["max_seq_length"]
         max_predictions = instance_options["max_predictions_per_seq"]
         for instance in generate_instances(documents, tokenizer, rng, stats=stats, **instance_options):
-            records.append(instance_to_example(instance, max_seq_length, max_predictions).SerializeToString())
+            example = instance_to_example(instance, max_seq_length, max_predictions)
+            records.append(example.SerializeToString(deterministic=True))  # The same bytes in every process.
         rng.shuffle(records)
     tag = uuid.uuid4().hex
     for shard in range(num_shards):
@@ -305,7 +306,7 @@ def finalize_shard(shard, groups, temp_dir, output_dir, num_shards, compression)
     final = shard_path(output_dir, shard, num_shards, compression)
     temporary = f"{final}.inprogress-{uuid.uuid4().hex}"
     with _open(temporary, "wb") as raw_out:
-        out = gzip.GzipFile(fileobj=raw_out, mode="wb", compresslevel=6, mtime=0) if compression == "GZIP" \
+        out = gzip.GzipFile(filename="", fileobj=raw_out, mode="wb", compresslevel=6, mtime=0) if compression == "GZIP" \
             else raw_out
         try:
             for group in sorted(groups):
@@ -517,7 +518,7 @@ def _data_error_message(error):
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, DataError):
-            return str(error)
+            return str(error).split(" [while running ", 1)[0]
         error = error.__cause__ or error.__context__
     return None
 
@@ -535,4 +536,5 @@ def data_error_in_text(text):
     index = text.rfind(marker)
     if index < 0:
         return None
-    return text[index + len(marker):].split("\n", 1)[0].strip().rstrip("'\"") or None
+    message = text[index + len(marker):].split("\n", 1)[0]
+    return message.split(" [while running ", 1)[0].strip() or None

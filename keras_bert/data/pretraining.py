@@ -607,7 +607,8 @@ def write_instances(
     try:
         for index, instance in enumerate(instances):
             example = instance_to_example(instance, max_seq_length, max_predictions_per_seq)
-            writers[index % num_shards].write(example.SerializeToString())
+            # Deterministic: the features map is written in key order, the same bytes in every process.
+            writers[index % num_shards].write(example.SerializeToString(deterministic=True))
     finally:
         for writer in writers:
             writer.close()
