@@ -44,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--num-shards", type=int, default=1, help="TFRecord files to write")
     parser.add_argument("--gzip", action="store_true", help="GZIP-compress the shards")
     parser.add_argument("--seed", type=int, default=12345, help="seeds the pairs and the masks")
+    parser.add_argument("--no-shard-check", action="store_true",
+                        help="do not read the shards back for the 'shard check' line (a pass over the output)")
     beam = parser.add_argument_group("Apache Beam (with --runner)")
     beam.add_argument("--runner", help="Beam runner name: DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...")
     beam.add_argument("--num-workers", type=int, default=1, help="DirectRunner processes (other runners: workers)")
@@ -66,7 +68,12 @@ def main(argv=None):
 
     files = []
     for pattern in args.corpus:
-        matches = sorted(glob.glob(pattern))
+        if "://" in pattern:  # gs://, hdfs://: the Beam pipeline reads these with tf.io.gfile.
+            import tensorflow as tf
+
+            matches = sorted(tf.io.gfile.glob(pattern))
+        else:
+            matches = sorted(glob.glob(pattern))
         if not matches:
             raise SystemExit(f"error: --corpus {pattern!r} matches no file")
         files.extend(matches)
@@ -101,7 +108,7 @@ def main(argv=None):
         paths, stats = write_pretraining_data(files, tokenizer, args.out, **options)
     print(stats.summary())
     print(f"shards: {len(paths)} in {args.out}")
-    if not args.dynamic_masking:
+    if not args.dynamic_masking and not args.no_shard_check:
         print(f"shard check: {shard_statistics(paths, tokenizer.mask_token_id)}")
     return 0
 
