@@ -7,8 +7,8 @@ Builds corpora in --work-dir (never in the checkout) from ../shared/data (englis
 Assis, repeated with distinct documents), then runs `python -m training.prepare_pretraining` as separate
 processes and measures, in one run:
 
-- throughput (corpus MB / wall second) of the single-process job, the pipeline with 1 worker and with
-  2 workers (DirectRunner multi_processing) on the first corpus size;
+- throughput (corpus MB / wall second, start-up included) of the single-process job, the pipeline with
+  1 worker and with 2 workers (DirectRunner multi_processing) on the last (largest) corpus size;
 - peak RSS of every pipeline worker process and of the driver, for each corpus size;
 - `training.pretrain` (the tiny config, the same steps and validation set) on the pipeline's shards and on
   the single-process shards of one small corpus: validation MLM and NSP accuracy;
@@ -76,15 +76,21 @@ def build_corpus(lines, directory, size_mb, file_mb=16):
 
 
 def _descendants(pid):
+    """Every descendant process (children of any thread: Beam starts its workers from a thread)."""
     children = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            direct = [int(p) for p in handle.read().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return children
-    for child in direct:
-        children.append(child)
-        children.extend(_descendants(child))
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                direct = [int(p) for p in handle.read().split()]
+        except OSError:
+            continue
+        for child in direct:
+            children.append(child)
+            children.extend(_descendants(child))
     return children
 
 
@@ -100,9 +106,11 @@ def _peak_rss_mb(pid):
 
 
 def _is_worker(pid):
+    """A Beam SDK worker: a Python process running sdk_worker_main (not the shell that starts it)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return b"sdk_worker_main" in handle.read()
+            command = handle.read()
+        return b"sdk_worker_main" in command and "python" in os.path.basename(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
         return False
 
@@ -136,7 +144,7 @@ def run_measured(command, log_path):
         thread.join()
     wall = time.perf_counter() - start
     workers = sorted((peaks[p] for p in peaks if kinds.get(p)), reverse=True)
-    # The driver: the largest non-worker Python process (`nice` itself is tiny).
+    # The driver: the largest other process (`nice` becomes the job; the shells are tiny).
     drivers = [peaks[p] for p in peaks if not kinds.get(p)]
     if returncode:
         raise SystemExit(f"error: {' '.join(command)} failed with status {returncode}; see {log_path}")
@@ -172,7 +180,8 @@ def summary_numbers(log_path):
 def pretrain(train_files, validation_files, vocab, out, steps, log_path):
     command = [sys.executable, "-m", "training.pretrain", "--config", "training/configs/pretrain_tiny.yaml",
                "--vocab", vocab, "--train-files", *train_files, "--validation-files", *validation_files,
-               "--output-dir", out, "--steps", str(steps), "--checkpoint-every", str(steps), "--validation-steps", "40"]
+               "--output-dir", out, "--steps", str(steps), "--checkpoint-every", str(max(steps // 3, 10)),
+               "--validation-steps", "40"]
     measured = run_measured(command, log_path)
     text = open(log_path, encoding="utf-8", errors="replace").read()
     metrics = {}
@@ -187,8 +196,8 @@ def pretrain(train_files, validation_files, vocab, out, steps, log_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="/tmp/pretraining_data_bench")
-    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[16, 100], help="corpus sizes; the first one "
-                        "also measures throughput against the single-process job")
+    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[16, 100], help="corpus sizes; the last one "
+                        "also measures throughput against the 1-worker pipeline and the single-process job")
     parser.add_argument("--vocab", default=os.path.join(DATA, "vocab", "bert-base-multilingual-cased", "vocab.txt"))
     parser.add_argument("--pretrain-mb", type=float, default=2, help="corpus of the training.pretrain comparison")
     parser.add_argument("--pretrain-steps", type=int, default=300)
@@ -206,7 +215,8 @@ def main(argv=None):
         mb = sum(os.path.getsize(f) for f in files) / 2**20
         entry = {"corpus_mb": round(mb, 1), "files": len(files)}
         runs = [("pipeline_2_workers", 2)]
-        if index == 0:
+        throughput = index == len(args.sizes_mb) - 1
+        if throughput:
             runs = [("single_process", None), ("pipeline_1_worker", 1), ("pipeline_2_workers", 2)]
         for name, workers in runs:
             out = os.path.join(args.work_dir, f"out-{size:g}mb-{name}")
@@ -217,11 +227,18 @@ def main(argv=None):
             measured.update(summary_numbers(log))
             entry[name] = measured
             print(f"[{size:g} MB] {name}: {json.dumps(measured)}", flush=True)
-        if index == 0:
+        if throughput:
             entry["speedup_2_vs_1_worker"] = round(entry["pipeline_1_worker"]["wall_s"]
                                                    / entry["pipeline_2_workers"]["wall_s"], 2)
             entry["speedup_2_workers_vs_single"] = round(entry["single_process"]["wall_s"]
                                                          / entry["pipeline_2_workers"]["wall_s"], 2)
+            single, pipeline = entry["single_process"], entry["pipeline_2_workers"]
+            # Differences in percentage points (instances: percent of the single-process count).
+            entry["stats_difference_points"] = {
+                "instances": round(100 * (pipeline["instances"] / single["instances"] - 1), 2),
+                **{key: round(100 * (pipeline[key] - single[key]), 2)
+                   for key in ("random_next_share", "masked_share", "mask_share", "kept_share", "random_share")},
+            }
         results["sizes"][f"{size:g}"] = entry
         shutil.rmtree(corpus_dir, ignore_errors=True)
     sizes = list(results["sizes"].values())

@@ -84,7 +84,6 @@ def main(argv=None):
                                               cased=args.cased)
         write_vocabulary(tokens, vocab)
         print(f"vocabulary: {len(tokens)} tokens learned from {args.vocab_sample_mb:g} MB of the corpus -> {vocab}")
-    tokenizer = BertTokenizer(vocab, lowercase=not args.cased)
     options = dict(
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
@@ -101,15 +100,17 @@ def main(argv=None):
         from keras_bert.data.beam_pretraining import run_pretraining_pipeline
 
         paths, stats = run_pretraining_pipeline(
-            files, tokenizer.get_vocabulary(), args.out, runner=args.runner, num_workers=args.num_workers,
+            files, vocab, args.out, runner=args.runner, num_workers=args.num_workers,
             pipeline_args=pipeline_args, lowercase=not args.cased, group_size=args.group_size,
             chunk_bytes=max(1, int(args.chunk_mb * 2**20)), on_bad_file=args.on_bad_file, **options)
     else:
-        paths, stats = write_pretraining_data(files, tokenizer, args.out, **options)
+        paths, stats = write_pretraining_data(files, BertTokenizer(vocab, lowercase=not args.cased), args.out,
+                                              **options)
     print(stats.summary())
     print(f"shards: {len(paths)} in {args.out}")
     if not args.dynamic_masking and not args.no_shard_check:
-        print(f"shard check: {shard_statistics(paths, tokenizer.mask_token_id)}")
+        mask_token_id = BertTokenizer(vocab, lowercase=not args.cased).mask_token_id
+        print(f"shard check: {shard_statistics(paths, mask_token_id)}")
     return 0
 
 

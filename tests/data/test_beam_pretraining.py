@@ -100,6 +100,12 @@ def test_group_builds_the_single_process_instances(corpus, tokenizer, tmp_path):
     # Round-robin from shard (group mod shards): group 3 starts in shard 1.
     assert written[1] == expected[0::2] and written[0] == expected[1::2]
 
+    # A retried worker (the runner reruns the group) rewrites the same names with the same bytes.
+    before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+    build_group(3, refs, tokenizer, str(tmp_path), seed=5, num_shards=2, group_size=12, **options)
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
+    assert sorted(before) == ["group-00000003-shard-00000.tfrecord", "group-00000003-shard-00001.tfrecord"]
+
 
 def _run_job(args, capsys):
     assert prepare_pretraining.main(args) == 0
