@@ -8,7 +8,7 @@ Assis, repeated with distinct documents), then runs `python -m training.prepare_
 processes and measures, in one run:
 
 - throughput (corpus MB / wall second, start-up included) of the single-process job, the pipeline with
-  1 worker and with 2 workers (DirectRunner multi_processing) on the last (largest) corpus size;
+  1 worker and with 2 workers (DirectRunner multi_processing) on the first corpus size;
 - peak RSS of every pipeline worker process and of the driver, for each corpus size;
 - `training.pretrain` (the tiny config, the same steps and validation set) on the pipeline's shards and on
   the single-process shards of one small corpus: validation MLM and NSP accuracy;
@@ -196,7 +196,7 @@ def pretrain(train_files, validation_files, vocab, out, steps, log_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="/tmp/pretraining_data_bench")
-    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[16, 100], help="corpus sizes; the last one "
+    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[16, 100], help="corpus sizes; the first one "
                         "also measures throughput against the 1-worker pipeline and the single-process job")
     parser.add_argument("--vocab", default=os.path.join(DATA, "vocab", "bert-base-multilingual-cased", "vocab.txt"))
     parser.add_argument("--pretrain-mb", type=float, default=2, help="corpus of the training.pretrain comparison")
@@ -215,7 +215,7 @@ def main(argv=None):
         mb = sum(os.path.getsize(f) for f in files) / 2**20
         entry = {"corpus_mb": round(mb, 1), "files": len(files)}
         runs = [("pipeline_2_workers", 2)]
-        throughput = index == len(args.sizes_mb) - 1
+        throughput = index == 0
         if throughput:
             runs = [("single_process", None), ("pipeline_1_worker", 1), ("pipeline_2_workers", 2)]
         for name, workers in runs:
