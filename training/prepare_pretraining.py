@@ -58,6 +58,8 @@ def main(argv=None):
     args, pipeline_args = parser.parse_known_args(argv)
     if pipeline_args and not args.runner:
         parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam options need --runner)")
+    if args.group_size < 2 or args.num_workers < 1:
+        parser.error("--group-size must be >= 2 (a document needs others for 'random next') and --num-workers >= 1")
     if args.runner is None and args.on_bad_file != "fail":
         parser.error("--on-bad-file report needs --runner (the single-process path fails on bad input)")
 
