@@ -183,14 +183,18 @@ def pretrain(train_files, validation_files, vocab, out, steps, log_path):
                "--output-dir", out, "--steps", str(steps), "--checkpoint-every", str(max(steps // 3, 10)),
                "--validation-steps", "40"]
     measured = run_measured(command, log_path)
+    return {**validation_metrics(log_path), "wall_s": measured["wall_s"]}
+
+
+def validation_metrics(log_path):
+    """The last `[validation] step N: ...` line of a training.pretrain log (Keras' progress bar shares its line)."""
     text = open(log_path, encoding="utf-8", errors="replace").read()
-    metrics = {}
-    validation = [line for line in text.splitlines() if line.startswith("[validation]")]
+    lines = re.findall(r"\[validation\] step (\d+): ([^\r\n]*)", text)
+    metrics = {"validation_step": int(lines[-1][0]) if lines else None}
     for name in ("mlm_accuracy", "nsp_accuracy"):
-        found = re.findall(rf"\b{name}=([0-9.]+)", validation[-1]) if validation else []
+        found = re.findall(rf"\b{name}=([0-9.]+)", lines[-1][1]) if lines else []
         metrics[name] = float(found[-1]) if found else None
-    metrics["validation"] = validation[-1] if validation else None
-    return {**metrics, "wall_s": measured["wall_s"]}
+    return metrics
 
 
 def main(argv=None):
