@@ -139,19 +139,27 @@ def test_pipeline_two_workers(corpus, tokenizer, tmp_path, capsys):
     for name in names:
         assert (second / name).read_bytes() == (first / name).read_bytes()
 
-    # Statistics as the single-process path on the same corpus.
+    # Statistics as the single-process path on the same corpus. On a corpus this small the instance count and
+    # the NSP share are noisy for the single-process path itself: over 8 seeds 1452-1672 instances and 51-59%
+    # "random next". So those two get 8% and 5 points (the 1-point comparison at 16 MB is in
+    # benchmarks/pretraining_data.py); the masking shares must match within a point or two.
     documents = read_documents([books, broken], tokenizer, PretrainingStats(), invalid_utf8="replace")
-    single_stats = PretrainingStats()
-    single = create_pretraining_instances(documents, tokenizer, dupe_factor=3, seed=7, stats=single_stats)
+    runs = []
+    for seed in range(7, 10):
+        single_stats = PretrainingStats()
+        create_pretraining_instances(documents, tokenizer, dupe_factor=3, seed=seed, stats=single_stats)
+        runs.append(single_stats)
     beam_shards = shard_statistics(files, tokenizer.mask_token_id)
-    assert abs(beam_shards["instances"] - len(single)) / len(single) < 0.03
-    assert abs(beam_shards["masked_share"] - single_stats.masked / single_stats.tokens) < 0.01
+    mean_count = sum(run.instances for run in runs) / len(runs)
+    mean_share = sum(run.random_next / run.instances for run in runs) / len(runs)
+    assert abs(beam_shards["instances"] / mean_count - 1) < 0.08, (beam_shards, mean_count)
+    assert abs(beam_shards["random_next_share"] - mean_share) < 0.05, (beam_shards, mean_share)
+    single_stats = runs[0]
     masked = single_stats.masked
+    assert abs(beam_shards["masked_share"] - single_stats.masked / single_stats.tokens) < 0.01
     assert abs(beam_shards["mask_share"] - single_stats.replaced_by_mask / masked) < 0.015
     assert abs(beam_shards["kept_share"] - single_stats.kept_original / masked) < 0.015
     assert abs(beam_shards["random_share"] - single_stats.replaced_by_random / masked) < 0.015
-    # The NSP label is one coin per pair: about 1,600 pairs leave a standard error near 1.2 points.
-    assert abs(beam_shards["random_next_share"] - single_stats.random_next / single_stats.instances) < 0.04
 
 
 def test_pipeline_fails_naming_the_broken_file(corpus, tmp_path, capsys):
