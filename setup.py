@@ -25,7 +25,10 @@ setup(
         "numpy>=1.26,<2.5",
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "tokenizers==0.23.3"],
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "tokenizers==0.23.3", "apache-beam==2.77.0"],
+        # `training.prepare_pretraining --runner ...` (keras_bert.data.beam_pretraining); it needs protobuf < 7,
+        # which TensorFlow's protobuf >= 6.31.1 range allows.
+        "beam": ["apache-beam==2.77.0"],
         # Optional peers of `benchmarks.compare` (`benchmarks/peers.py`): several GB with PyTorch's CUDA libraries.
         "peers": ["torch==2.14.1", "transformers==5.23.0", "onnxruntime==1.32.0", "onnx==1.23.2"],
         # `benchmarks.jax_compare` on a CPU (a GPU machine brings its own CUDA build of JAX).

@@ -4,6 +4,11 @@ Documents are separated by blank lines; one sentence or paragraph per line.
 Usage (from the repository root):
     python -m training.prepare_pretraining --corpus ../shared/data/english_books/*.txt \
         --vocab ../shared/data/vocab/bert-base-uncased/vocab.txt --out /tmp/pretrain --max-seq-length 128
+
+With `--runner` (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...) the same instances are built by
+an Apache Beam pipeline (keras_bert.data.beam_pretraining, `pip install .[beam]`) that streams the corpus:
+"random next" segments come from the document's shuffle group (`--group-size`), and any option the job does
+not know is passed to Beam (e.g. `--project`, `--region`, `--temp_location`).
 """
 
 import glob
@@ -23,7 +28,9 @@ def main(argv=None):
 
     parser = JobArgumentParser(description=__doc__, formatter_class=JobHelpFormatter)
     parser.add_argument("--corpus", nargs="+", required=True, help="text files or globs (blank line between documents)")
-    parser.add_argument("--vocab", required=True, help="WordPiece vocab.txt")
+    parser.add_argument("--vocab", help="WordPiece vocab.txt; without it one is learned from a sample of the corpus")
+    parser.add_argument("--vocab-size", type=int, default=30000, help="size of a vocabulary learned from the corpus")
+    parser.add_argument("--vocab-sample-mb", type=float, default=64, help="MB of corpus text the vocabulary is learned from")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--cased", action="store_true", help="keep case and accents (e.g. BERTimbau)")
     parser.add_argument("--max-seq-length", type=int, default=128, help="packed length in word pieces")
@@ -37,22 +44,49 @@ def main(argv=None):
     parser.add_argument("--num-shards", type=int, default=1, help="TFRecord files to write")
     parser.add_argument("--gzip", action="store_true", help="GZIP-compress the shards")
     parser.add_argument("--seed", type=int, default=12345, help="seeds the pairs and the masks")
-    args = parser.parse_args(argv)
+    parser.add_argument("--no-shard-check", action="store_true",
+                        help="do not read the shards back for the 'shard check' line (a pass over the output)")
+    beam = parser.add_argument_group("Apache Beam (with --runner)")
+    beam.add_argument("--runner", help="Beam runner name: DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...")
+    beam.add_argument("--num-workers", type=int, default=1, help="DirectRunner processes (other runners: workers)")
+    beam.add_argument("--group-size", type=int, default=1000,
+                      help="documents per shuffle group ('random next' segments come from the same group)")
+    beam.add_argument("--chunk-mb", type=float, default=8, help="MB of a corpus file one worker scans at a time")
+    beam.add_argument("--on-bad-file", choices=("fail", "report"), default="fail",
+                      help="fail naming the file, or repair broken lines / skip unreadable files and report them "
+                           "per file")
+    args, pipeline_args = parser.parse_known_args(argv)
+    if pipeline_args and not args.runner:
+        parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam options need --runner)")
+    if args.group_size < 2 or args.num_workers < 1:
+        parser.error("--group-size must be >= 2 (a document needs others for 'random next') and --num-workers >= 1")
+    if args.runner is None and args.on_bad_file != "fail":
+        parser.error("--on-bad-file report needs --runner (the single-process path fails on bad input)")
+
+    import os
 
     from keras_bert.data import shard_statistics, write_pretraining_data
-    from keras_bert.tokenization import BertTokenizer
+    from keras_bert.tokenization import BertTokenizer, learn_vocabulary_from_sample, write_vocabulary
 
     files = []
     for pattern in args.corpus:
-        matches = sorted(glob.glob(pattern))
+        if "://" in pattern:  # gs://, hdfs://: the Beam pipeline reads these with tf.io.gfile.
+            import tensorflow as tf
+
+            matches = sorted(tf.io.gfile.glob(pattern))
+        else:
+            matches = sorted(glob.glob(pattern))
         if not matches:
             raise SystemExit(f"error: --corpus {pattern!r} matches no file")
         files.extend(matches)
-    tokenizer = BertTokenizer(args.vocab, lowercase=not args.cased)
-    paths, stats = write_pretraining_data(
-        files,
-        tokenizer,
-        args.out,
+    vocab = args.vocab
+    if vocab is None:
+        vocab = os.path.join(args.out, "vocab.txt")
+        tokens = learn_vocabulary_from_sample(files, args.vocab_size, int(args.vocab_sample_mb * 2**20),
+                                              cased=args.cased)
+        write_vocabulary(tokens, vocab)
+        print(f"vocabulary: {len(tokens)} tokens learned from {args.vocab_sample_mb:g} MB of the corpus -> {vocab}")
+    options = dict(
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
         num_shards=args.num_shards,
@@ -64,10 +98,21 @@ def main(argv=None):
         mask=not args.dynamic_masking,
         seed=args.seed,
     )
+    if args.runner:
+        from keras_bert.data.beam_pretraining import run_pretraining_pipeline
+
+        paths, stats = run_pretraining_pipeline(
+            files, vocab, args.out, runner=args.runner, num_workers=args.num_workers,
+            pipeline_args=pipeline_args, lowercase=not args.cased, group_size=args.group_size,
+            chunk_bytes=max(1, int(args.chunk_mb * 2**20)), on_bad_file=args.on_bad_file, **options)
+    else:
+        paths, stats = write_pretraining_data(files, BertTokenizer(vocab, lowercase=not args.cased), args.out,
+                                              **options)
     print(stats.summary())
     print(f"shards: {len(paths)} in {args.out}")
-    if not args.dynamic_masking:
-        print(f"shard check: {shard_statistics(paths, tokenizer.mask_token_id)}")
+    if not args.dynamic_masking and not args.no_shard_check:
+        mask_token_id = BertTokenizer(vocab, lowercase=not args.cased).mask_token_id
+        print(f"shard check: {shard_statistics(paths, mask_token_id)}")
     return 0
 
 

@@ -58,6 +58,10 @@ class PretrainingStats:
         replaced_by_random: int, predictions replaced by a random token.
         truncated_instances: int, instances where truncation removed tokens.
         skipped: SkipCounter, lines skipped/repaired by reason.
+        file_problems: dict[str, SkipCounter], the lines repaired and files skipped, per corpus file.
+        group_size: int, documents per shuffle group (the Beam pipeline; 0: the whole corpus is one group).
+        groups: int, shuffle groups built (the Beam pipeline).
+        largest_group: int, documents in the largest shuffle group.
     """
 
     documents: int = 0
@@ -72,6 +76,56 @@ class PretrainingStats:
     replaced_by_random: int = 0
     truncated_instances: int = 0
     skipped: SkipCounter = dataclasses.field(default_factory=SkipCounter)
+    file_problems: dict = dataclasses.field(default_factory=dict)
+    group_size: int = 0
+    groups: int = 0
+    largest_group: int = 0
+
+    def merge(self, other):
+        """Adds another part's counts (one shuffle group's) into these, in place.
+
+        Args:
+            other: PretrainingStats.
+
+        Returns:
+            PretrainingStats: self.
+        """
+        for field in dataclasses.fields(self):
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if field.name == "skipped":
+                mine.update(theirs)
+            elif field.name == "file_problems":
+                for path, counts in theirs.items():
+                    mine.setdefault(path, SkipCounter()).update(counts)
+            elif field.name == "group_size":
+                self.group_size = self.group_size or theirs
+            elif field.name == "largest_group":
+                self.largest_group = max(mine, theirs)
+            else:
+                setattr(self, field.name, mine + theirs)
+        return self
+
+    def to_dict(self):
+        """Returns the counts as a JSON-ready dict (`from_dict` reads it back)."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        values["skipped"] = dict(self.skipped)
+        values["file_problems"] = {path: dict(counts) for path, counts in self.file_problems.items()}
+        return values
+
+    @classmethod
+    def from_dict(cls, values):
+        """Rebuilds statistics from `to_dict`'s output.
+
+        Args:
+            values: dict.
+
+        Returns:
+            PretrainingStats.
+        """
+        values = dict(values)
+        values["skipped"] = SkipCounter(values.get("skipped", {}))
+        values["file_problems"] = {k: SkipCounter(v) for k, v in values.get("file_problems", {}).items()}
+        return cls(**values)
 
     def summary(self):
         """Returns a multi-line human readable summary.
@@ -102,6 +156,10 @@ class PretrainingStats:
                 f"kept {self.kept_original / masked:.1%}",
                 self.skipped.summary(),
             ]
+            + ([f"shuffle groups: {self.groups} of about {self.group_size} documents (largest "
+                f"{self.largest_group}); 'random next' segments come from the same group"] if self.groups else [])
+            + [f"  {path}: {counts.summary().replace('skipped/repaired: ', '')}"
+               for path, counts in sorted(self.file_problems.items())]
             + data_warnings
         )
 
@@ -142,20 +200,7 @@ def read_documents(paths, tokenizer, stats=None, chunk_size=4096, invalid_utf8="
             for line_number, raw in enumerate(handle, start=1):
                 if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw, offset = raw[3:], 3
-                try:
-                    text = raw.decode("utf-8")
-                    if "\x00" in text:
-                        if invalid_utf8 == "error":
-                            nul = offset + raw.index(b"\x00")
-                            raise DataError(f"{path}:{line_number}: binary data (NUL byte at byte {nul}), "
-                                            "not a text file")
-                        text = text.replace("\x00", "")
-                        stats.skipped["invalid_utf8_line"] += 1
-                except UnicodeDecodeError as error:
-                    if invalid_utf8 == "error":
-                        raise decode_error(path, raw, error, offset=offset, line=line_number) from None
-                    text = raw.decode("utf-8", errors="replace").replace("\x00", "")
-                    stats.skipped["invalid_utf8_line"] += 1
+                text = decode_line(path, raw, line_number, offset, invalid_utf8, stats)
                 offset += len(raw)
                 text = text.strip()
                 if not text:
@@ -168,6 +213,52 @@ def read_documents(paths, tokenizer, stats=None, chunk_size=4096, invalid_utf8="
             raw_documents.append(current)
         if len(raw_documents) == documents_before:
             raise DataError(f"{path}: no examples (the corpus file holds no text)")
+    return tokenize_documents(raw_documents, tokenizer, stats, chunk_size)
+
+
+def decode_line(path, raw, line_number, offset, invalid_utf8, stats):
+    """Decodes one corpus line: bad UTF-8 or a NUL byte is a DataError, or repaired and counted.
+
+    Args:
+        path: str, the corpus file (named in errors and in `stats.file_problems`).
+        raw: bytes, the line.
+        line_number: int or callable() -> int, its 1-based line (a callable is asked only on error).
+        offset: int, byte offset of `raw` in the file.
+        invalid_utf8: "error" or "replace".
+        stats: PretrainingStats, counts `invalid_utf8_line` in `skipped` and per file.
+
+    Returns:
+        str: the decoded line.
+    """
+    try:
+        text = raw.decode("utf-8")
+        if "\x00" not in text:
+            return text
+        if invalid_utf8 == "error":
+            line = line_number() if callable(line_number) else line_number
+            nul = offset + raw.index(b"\x00")
+            raise DataError(f"{path}:{line}: binary data (NUL byte at byte {nul}), not a text file")
+    except UnicodeDecodeError as error:
+        if invalid_utf8 == "error":
+            line = line_number() if callable(line_number) else line_number
+            raise decode_error(path, raw, error, offset=offset, line=line) from None
+    stats.skipped["invalid_utf8_line"] += 1
+    stats.file_problems.setdefault(path, SkipCounter())["invalid_utf8_line"] += 1
+    return raw.decode("utf-8", errors="replace").replace("\x00", "")
+
+
+def tokenize_documents(raw_documents, tokenizer, stats, chunk_size=4096):
+    """Tokenizes documents of text lines with the in-graph tokenizer (the one tokenization of both data paths).
+
+    Args:
+        raw_documents: list[list[str]], documents -> stripped non-empty lines.
+        tokenizer: keras_bert.tokenization.BertTokenizer.
+        stats: PretrainingStats, updated in place (documents, lines, skips).
+        chunk_size: int, lines tokenized per call of the tokenizer layer.
+
+    Returns:
+        list[list[list[int]]]: documents -> segments -> word-piece ids (documents without pieces dropped).
+    """
     flat = [line for doc in raw_documents for line in doc]
     ids = []
     for start in range(0, len(flat), chunk_size):
@@ -370,10 +461,49 @@ def create_pretraining_instances(
     Returns:
         list[TrainingInstance], shuffled deterministically.
     """
+    rng = random.Random(seed)
+    instances = list(generate_instances(
+        documents, tokenizer, rng, max_seq_length=max_seq_length, dupe_factor=dupe_factor,
+        short_seq_prob=short_seq_prob, masked_lm_prob=masked_lm_prob, max_predictions_per_seq=max_predictions_per_seq,
+        whole_word_masking=whole_word_masking, mask=mask, stats=stats))
+    rng.shuffle(instances)
+    return instances
+
+
+def generate_instances(
+    documents,
+    tokenizer,
+    rng,
+    *,
+    max_seq_length=128,
+    dupe_factor=10,
+    short_seq_prob=0.1,
+    masked_lm_prob=0.15,
+    max_predictions_per_seq=20,
+    whole_word_masking=False,
+    mask=True,
+    stats=None,
+):
+    """Yields the NSP + MLM instances of a set of documents, in creation order (before the final shuffle).
+
+    The one instance builder of both data paths: `create_pretraining_instances` (the whole corpus) and the
+    Beam pipeline (`keras_bert.data.beam_pretraining`, one shuffle group at a time). "Random next"
+    segments come from the other documents given.
+
+    Args:
+        documents: list of documents, each a list of segments (lists of ids).
+        tokenizer: keras_bert.tokenization.BertTokenizer (special ids, vocabulary).
+        rng: random.Random, drives every choice (documents are shuffled with it first).
+        max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob, max_predictions_per_seq,
+            whole_word_masking, mask: as `create_pretraining_instances`.
+        stats: PretrainingStats or None, updated in place.
+
+    Yields:
+        TrainingInstance.
+    """
     if max_seq_length < 5:
         raise ValueError(f"max_seq_length must be >= 5, got {max_seq_length}")
     stats = stats if stats is not None else PretrainingStats()
-    rng = random.Random(seed)
     documents = list(documents)
     if not documents:
         raise DataError("no non-empty documents in the corpus")
@@ -384,7 +514,6 @@ def create_pretraining_instances(
     if whole_word_masking:
         flags = [token.startswith("##") for token in vocabulary]
         continuation = flags.__getitem__
-    instances = []
     for _ in range(dupe_factor):
         for document_index in range(len(documents)):
             for tokens_a, tokens_b, is_random_next in _instances_from_document(
@@ -405,15 +534,11 @@ def create_pretraining_instances(
                         continuation,
                         stats,
                     )
-                instances.append(
-                    TrainingInstance(token_ids, segment_ids, is_random_next, positions, labels)
-                )
                 stats.instances += 1
                 stats.random_next += int(is_random_next)
                 stats.tokens += len(token_ids)
                 stats.masked += len(positions)
-    rng.shuffle(instances)
-    return instances
+                yield TrainingInstance(token_ids, segment_ids, is_random_next, positions, labels)
 
 
 def _int_feature(values):
@@ -482,7 +607,8 @@ def write_instances(
     try:
         for index, instance in enumerate(instances):
             example = instance_to_example(instance, max_seq_length, max_predictions_per_seq)
-            writers[index % num_shards].write(example.SerializeToString())
+            # Deterministic: the features map is written in key order, the same bytes in every process.
+            writers[index % num_shards].write(example.SerializeToString(deterministic=True))
     finally:
         for writer in writers:
             writer.close()

@@ -10,7 +10,7 @@ from keras_bert.tokenization.vocabulary import (
     validate_vocabulary,
     write_vocabulary,
 )
-from keras_bert.tokenization.wordpiece_learner import learn_vocabulary
+from keras_bert.tokenization.wordpiece_learner import learn_vocabulary, learn_vocabulary_from_sample
 
 __all__ = [
     "BertPacker",
@@ -20,6 +20,7 @@ __all__ = [
     "disallowed_ops",
     "keep_first",
     "learn_vocabulary",
+    "learn_vocabulary_from_sample",
     "list_graph_ops",
     "load_allowlist",
     "load_vocabulary",

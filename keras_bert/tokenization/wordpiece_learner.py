@@ -42,3 +42,37 @@ def learn_vocabulary(files, vocab_size, cased=False, unused_tokens=0):
             unique.append(token)
     validate_vocabulary(unique, source="learned vocabulary")
     return unique
+
+
+def learn_vocabulary_from_sample(files, vocab_size, sample_bytes, cased=False, unused_tokens=0):
+    """Learns a WordPiece vocabulary from a sample of a large corpus (the head of every file, whole lines).
+
+    Each file gives about `sample_bytes / len(files)` bytes; the sample goes through `learn_vocabulary`.
+
+    Args:
+        files: list[str], UTF-8 text files.
+        vocab_size: int, maximum vocabulary size (reserved tokens included).
+        sample_bytes: int, bytes of text sampled in all.
+        cased: bool, keep case and accents.
+        unused_tokens: int, "[unusedN]" placeholders.
+
+    Returns:
+        list[str]: tokens, as `learn_vocabulary`.
+    """
+    import os
+    import tempfile
+
+    per_file = max(1, sample_bytes // max(len(files), 1))
+    with tempfile.TemporaryDirectory() as directory:
+        sample = os.path.join(directory, "sample.txt")
+        with open(sample, "wb") as out:
+            for path in files:
+                with open(path, "rb") as handle:
+                    taken = 0
+                    for line in handle:
+                        if taken >= per_file:
+                            break
+                        out.write(line.decode("utf-8", errors="replace").replace("\x00", "").encode("utf-8"))
+                        taken += len(line)
+                out.write(b"\n")
+        return learn_vocabulary([sample], vocab_size, cased=cased, unused_tokens=unused_tokens)
