@@ -37,6 +37,9 @@ def main(argv=None):
     parser.add_argument("--num-shards", type=int, default=1, help="TFRecord files to write")
     parser.add_argument("--gzip", action="store_true", help="GZIP-compress the shards")
     parser.add_argument("--seed", type=int, default=12345, help="seeds the pairs and the masks")
+    parser.add_argument("--invalid-utf8", choices=("error", "replace"), default="error",
+                        help="a corpus line that is not UTF-8: stop with the file and line, or decode it with "
+                             "U+FFFD replacement and count it")
     args = parser.parse_args(argv)
 
     from keras_bert.data import shard_statistics, write_pretraining_data
@@ -63,6 +66,7 @@ def main(argv=None):
         whole_word_masking=args.whole_word_masking,
         mask=not args.dynamic_masking,
         seed=args.seed,
+        invalid_utf8=args.invalid_utf8,
     )
     print(stats.summary())
     print(f"shards: {len(paths)} in {args.out}")
