@@ -16,6 +16,9 @@ import numpy as np
 from serving._errors import ServingError, invalid_argument
 
 _JSON_STRUCTURE = re.compile(rb'["\\\[\]{}]')
+# A `\uD800`-`\uDBFF` escape (after an even number of backslashes) not followed by a low one.
+_LONE_HIGH_SURROGATE = re.compile(
+    rb'(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})')
 
 
 def check_json_depth(body, max_depth):
@@ -65,6 +68,11 @@ def parse_json_body(body, max_depth):
     if not body or not body.strip():
         raise invalid_argument("JSON Parse error: The document is empty")
     check_json_depth(body, max_depth)
+    lone = _LONE_HIGH_SURROGATE.search(body)
+    if lone is not None:  # rapidjson checks high surrogates only; a lone low one is kept as bytes
+        raise invalid_argument(
+            f"JSON Parse error: The surrogate pair in string is invalid. at offset: {lone.start(1)}"
+        )
     try:
         document = json.loads(body)
     except UnicodeDecodeError:
@@ -109,7 +117,7 @@ def _convert_leaf(value, dtype):
             return value
     elif dtype.name == "string":
         if isinstance(value, str):
-            return value.encode("utf-8")
+            return value.encode("utf-8", "surrogatepass")  # a lone low surrogate: 3 bytes, as rapidjson
         if _is_b64(value) and isinstance(value["b64"], str):
             try:
                 return base64.b64decode(value["b64"], validate=True)

@@ -45,8 +45,10 @@ def version_dirs(model_dir):
         names = os.listdir(model_dir)
     except OSError:
         return {}
+    # ASCII digits that fit an int64, as TF Serving's absl::SimpleAtoi ("²" or "٢" is no version).
     return {int(name): os.path.join(model_dir, name) for name in names
-            if re.fullmatch(r"[0-9]+", name) and os.path.isdir(os.path.join(model_dir, name))}
+            if re.fullmatch(r"[0-9]+", name, re.ASCII) and int(name) < 2**63
+            and os.path.isdir(os.path.join(model_dir, name))}
 
 
 def version_numbers(model_dir):
