@@ -14,10 +14,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, regression_pb2
 
+from keras_bert.export.module import CLASSIFY_METHOD, REGRESS_METHOD
 from serving._errors import ServingError, invalid_argument
 
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 CLASSES, SCORES, OUTPUTS = "classes", "scores", "outputs"
 
 

@@ -10,7 +10,9 @@ python -m serving.export --model runs/minilm --task embedding --pooling mean --o
 
 Writes `OUT/<version>/` (temp dir + rename; version = next integer by default) with
 the signatures `serving_default` (raw strings), `serve_ids` (int32 ids) and
-`serve_examples` (serialized tf.Example), warmup records in `assets.extra/`, and
+`serve_examples` (serialized tf.Example), for classification/regression also TF Serving's
+`classification` / `regression` signature (tf.Examples in `inputs`, served by `:classify` /
+`:regress`), warmup records in `assets.extra/`, and
 `models.config` + `batching_parameters.txt` next to `OUT` (in BASE).
 """
 

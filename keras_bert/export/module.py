@@ -20,6 +20,14 @@ from keras_bert.tokenization import BertPacker, BertTokenizer
 
 TASKS = tasks.KINDS
 _MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+# task -> (signature key, method_name): TF Serving's Classify / Regress APIs take serialized
+# tf.Examples as input `inputs`; outputs `classes` + `scores`, or `outputs`.
+EXAMPLE_SIGNATURES = {
+    "classification": ("classification", CLASSIFY_METHOD),
+    "regression": ("regression", REGRESS_METHOD),
+}
 
 
 def default_max_length(model):
@@ -65,6 +73,9 @@ def _string_spec(name):
 
 class ServingModule(tf.Module):
     """A `tf.Module` whose signatures take raw strings, ids, or `tf.Example`s.
+
+    Classification and regression exports also carry TF Serving's `classification` /
+    `regression` signature (`EXAMPLE_SIGNATURES`: serialized tf.Examples in `inputs`).
 
     Args:
         model: keras.Model. The task model (see `task_model`).
@@ -129,11 +140,24 @@ class ServingModule(tf.Module):
                 return self.predict_texts({"question": question, "context": context})
         self.serving_default = tf.function(serve_text, input_signature=[_string_spec(n) for n in names])
 
-        def serve_examples(examples):
+        def parse_examples(examples):
             features = {n: tf.io.FixedLenFeature([], tf.string) for n in names}
-            parsed = tf.io.parse_example(examples, features)
-            return self.predict_texts(parsed)
+            return tf.io.parse_example(examples, features)
+
+        def serve_examples(examples):
+            return self.predict_texts(parse_examples(examples))
         self.serve_examples = tf.function(serve_examples, input_signature=[_string_spec("examples")])
+
+        if self.task == "classification":
+            def classify_examples(inputs):
+                scores = self.predict_texts(parse_examples(inputs))["probabilities"]
+                classes = tf.broadcast_to(tf.constant(self.class_names), tf.shape(scores))
+                return {"classes": classes, "scores": scores}
+            self.classify_examples = tf.function(classify_examples, input_signature=[_string_spec("inputs")])
+        elif self.task == "regression":
+            def regress_examples(inputs):
+                return {"outputs": self.predict_texts(parse_examples(inputs))["score"]}
+            self.classify_examples = tf.function(regress_examples, input_signature=[_string_spec("inputs")])
 
         if self.task == "fill_mask":
             def serve_ids(token_ids, segment_ids, padding_mask, masked_positions):
@@ -168,6 +192,8 @@ class ServingModule(tf.Module):
             "serve_ids": self.serve_ids.get_concrete_function(),
             "serve_examples": self.serve_examples.get_concrete_function(),
         }
+        if self.task in EXAMPLE_SIGNATURES:
+            functions[EXAMPLE_SIGNATURES[self.task][0]] = self.classify_examples.get_concrete_function()
         variables = {}
         for function in functions.values():
             for variable in function.variables:

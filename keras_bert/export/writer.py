@@ -12,7 +12,7 @@ import tempfile
 
 import tensorflow as tf
 
-from keras_bert.export.module import MASK_TEXT, ServingModule, task_model
+from keras_bert.export.module import EXAMPLE_SIGNATURES, MASK_TEXT, ServingModule, task_model
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODELS_CONFIG_FILE = "models.config"
@@ -208,6 +208,8 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
     try:
         os.chmod(staging, 0o755)  # mkdtemp is private; a server may run as another user
         tf.saved_model.save(module, staging, signatures=module.signatures())
+        if task in EXAMPLE_SIGNATURES:
+            set_method_name(staging, *EXAMPLE_SIGNATURES[task])
         if warmup:
             write_warmup_requests(staging, model_name, warmup_texts(module.text_inputs))
         os.rename(staging, final)
@@ -219,6 +221,32 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         write_model_server_config(base, model_name, out)
         write_batching_parameters(base)
     return final
+
+
+def set_method_name(saved_model_dir, signature_key, method_name):
+    """Sets a SignatureDef's `method_name` (tf.saved_model.save writes `tensorflow/serving/predict` for all).
+
+    Args:
+        saved_model_dir: str. A SavedModel directory.
+        signature_key: str. The signature.
+        method_name: str. E.g. `tensorflow/serving/classify`.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(path, "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    for meta_graph in saved_model.meta_graphs:
+        meta_graph.signature_def[signature_key].method_name = method_name
+    with open(path, "wb") as handle:
+        handle.write(saved_model.SerializeToString())
+    fingerprint = os.path.join(saved_model_dir, "fingerprint.pb")
+    if os.path.exists(fingerprint):  # its checksum covers saved_model.pb
+        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+
+        with open(fingerprint, "wb") as handle:
+            handle.write(fingerprinting.CreateFingerprintDef(saved_model_dir))
 
 
 def export_model_dir(model_dir, out, task=None, mixed_precision=None, **kwargs):

@@ -149,3 +149,34 @@ def test_classification_exported_in_mixed_bfloat16(model_dirs, tmp_path):
     expected = Reference(keras_bert.load(model_dir), VOCAB, MAX_POSITIONS).classification(TEXTS, CLASS_LABELS)
     assert outputs["probabilities"].dtype == np.float32
     np.testing.assert_allclose(outputs["probabilities"], expected["probabilities"], atol=0.05)
+
+
+def _examples(**columns):
+    import tensorflow as tf
+
+    names = list(columns)
+    return [tf.train.Example(features=tf.train.Features(feature={
+        name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
+        for name, value in zip(names, row)})).SerializeToString() for row in zip(*columns.values())]
+
+
+def test_classification_signature_for_tf_serving_classify(exported):
+    """`classification`: method tensorflow/serving/classify, tf.Examples in `inputs`, `classes` and `scores`."""
+    _, served, _ = exported("classification")
+    signature = served.signature_defs["classification"]
+    assert signature.method_name == "tensorflow/serving/classify"
+    assert set(signature.inputs) == {"inputs"} and set(signature.outputs) == {"classes", "scores"}
+    outputs = served.run("classification", {"inputs": _examples(text=TEXTS)})
+    by_text = served.run("serving_default", {"text": TEXTS})
+    assert decode(outputs["classes"]).tolist() == [CLASS_LABELS] * len(TEXTS)
+    np.testing.assert_allclose(outputs["scores"], by_text["probabilities"], atol=1e-6)
+
+
+def test_regression_signature_for_tf_serving_regress(exported):
+    _, served, _ = exported("regression_pair")
+    signature = served.signature_defs["regression"]
+    assert signature.method_name == "tensorflow/serving/regress"
+    assert set(signature.inputs) == {"inputs"} and set(signature.outputs) == {"outputs"}
+    outputs = served.run("regression", {"inputs": _examples(text=TEXTS, text_pair=PAIRS)})
+    by_text = served.run("serving_default", {"text": TEXTS, "text_pair": PAIRS})
+    np.testing.assert_allclose(outputs["outputs"], by_text["score"], atol=1e-6)
