@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from keras_bert.export import WARMUP_FILE, export_allowlist, saved_model_ops, version_dirs
+from keras_bert.export import WARMUP_FILE, unservable_ops, version_dirs
 from serving._errors import (
     ServingError,
     failed_precondition,
@@ -73,19 +73,19 @@ def read_signature_defs(path):
 
 
 def check_ops(path):
-    """Refuses a SavedModel whose graph holds an op outside the TF Serving op list (the export's own check).
+    """Refuses a SavedModel whose graph holds an op TF Serving cannot run (`keras_bert.export.unservable_ops`).
 
     Args:
         path: str. A SavedModel directory.
     """
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         return
-    unknown = sorted(saved_model_ops(path) - export_allowlist())
+    unknown = unservable_ops(path)
     if unknown:
         raise ServingError(
             "NOT_FOUND",
             f"Op type not registered '{unknown[0]}' in binary running on tensorflow_model_server "
-            f"(ops outside the TF Serving op list keras_bert/export checks: {', '.join(unknown)})",
+            f"(ops TF Serving cannot run: {', '.join(unknown)})",
         )
 
 
