@@ -45,6 +45,9 @@ def parse_args(argv=None):
     parser.add_argument("--pair", action="store_true",
                         help="classification/regression: inputs `text` and `text_pair`")
     parser.add_argument("--max-answer-length", type=int, default=30, help="qa task: longest answer, in word pieces")
+    parser.add_argument("--doc-stride", type=int, default=128,
+                        help="token_classification: pieces between the overlapping windows over a text longer "
+                             "than --max-length (at most half a window)")
     parser.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
                         help="dtype policy of the exported graph (default float32); outputs stay float32")
     parser.add_argument("--no-warmup", action="store_true", help="do not write TF Serving warmup records")
@@ -68,6 +71,7 @@ def main(argv=None):
         path = export_model_dir(args.model, args.out, args.task, version=args.version, max_length=args.max_length,
                                 pooling=args.pooling, pair=args.pair, top_k=args.top_k,
                                 max_answer_length=args.max_answer_length, warmup=not args.no_warmup,
+                                doc_stride=args.doc_stride,
                                 mixed_precision=args.mixed_precision)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

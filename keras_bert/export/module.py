@@ -88,10 +88,12 @@ class ServingModule(tf.Module):
         pair: bool. For classification/regression: inputs `text` and `text_pair`.
         top_k: int. For fill_mask: number of predictions.
         max_answer_length: int. For qa: the longest answer, in word pieces.
+        doc_stride: int. For token_classification: pieces between the starts of the overlapping windows
+            of a text longer than `max_length` (at most half a window), as `keras_bert.data.read_harem`.
     """
 
     def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=5,
-                 max_answer_length=30):
+                 max_answer_length=30, doc_stride=128):
         super().__init__(name="keras_bert_serving")
         self.kind = tasks.get(task)
         if pair and task not in ("classification", "regression"):
@@ -116,6 +118,7 @@ class ServingModule(tf.Module):
         self.max_length = max_length
         self.top_k = min(int(top_k), self.tokenizer.vocabulary_size())
         self.max_answer_length = int(max_answer_length)
+        self.doc_stride = int(doc_stride)
         self.vocabulary = self.tokenizer.get_vocabulary()
         self.is_continuation = np.array([t.startswith("##") for t in self.vocabulary], dtype=bool)
         if task in ("classification", "token_classification"):

@@ -166,7 +166,7 @@ def _write_atomically(path, text):
 
 
 def export(model, out, task, vocabulary, lowercase=True, version=None, max_length=None, pooling=None, pair=False,
-           top_k=5, max_answer_length=30, warmup=True, server_configs=True):
+           top_k=5, max_answer_length=30, warmup=True, server_configs=True, doc_stride=128):
     """Exports a Keras model with its tokenizer as `out/<version>/` for TF Serving.
 
     Args:
@@ -181,6 +181,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         pair: bool. For classification/regression: take `text` and `text_pair`.
         top_k: int. For fill_mask: number of predictions.
         max_answer_length: int. For qa: the longest answer in word pieces.
+        doc_stride: int. For token_classification: stride of the windows over long texts.
         warmup: bool. Write TF Serving warmup records.
         server_configs: bool. Write `models.config` and `batching_parameters.txt` in BASE.
 
@@ -196,7 +197,8 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
 
         task = tasks.for_model(model).name
     module = ServingModule(task_model(model, task, pooling), task, vocabulary, lowercase=lowercase,
-                           max_length=max_length, pair=pair, top_k=top_k, max_answer_length=max_answer_length)
+                           max_length=max_length, pair=pair, top_k=top_k, max_answer_length=max_answer_length,
+                           doc_stride=doc_stride)
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)
     if version < 0:

@@ -180,3 +180,31 @@ def test_regression_signature_for_tf_serving_regress(exported):
     outputs = served.run("regression", {"inputs": _examples(text=TEXTS, text_pair=PAIRS)})
     by_text = served.run("serving_default", {"text": TEXTS, "text_pair": PAIRS})
     np.testing.assert_allclose(outputs["outputs"], by_text["score"], atol=1e-6)
+
+
+def test_ner_windows_are_the_evaluation_windows(tmp_path):
+    """The reference's windows and max-context choice (used above for texts over the window) are read_harem's."""
+    import json
+
+    from keras_bert.data import read_harem
+    from keras_bert.data.ner import document_windows
+    from keras_bert.tokenization import BertTokenizer
+
+    text = TEXTS[2]
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps([{"doc_text": text, "entities": []}]))
+    tokenizer = BertTokenizer(VOCAB, lowercase=True)
+    examples = read_harem(str(path), tokenizer, classes=["PER"], sequence_length=MAX_POSITIONS, doc_stride=128)
+    assert len(examples) > 1  # the text is longer than one window
+    ids = tokenizer(np.array([text])).to_list()[0]
+    starts = [-1 if i and VOCAB[t].startswith("##") else 0 for i, t in enumerate(ids)]
+    windows = document_windows(starts, MAX_POSITIONS - 2, 128)
+    assert [(p[1], p[-2] + 1) for p in examples.positions] == windows
+    chosen = {}
+    for row, (begin, end) in enumerate(windows):  # the reference's rule, first window on ties
+        for position in range(begin, end):
+            score = min(position - begin, end - 1 - position) + 0.01 * (end - begin)
+            if position not in chosen or score > chosen[position][0]:
+                chosen[position] = (score, row)
+    for row, (positions, marks) in enumerate(zip(examples.positions, examples.max_context)):
+        assert [p >= 0 and chosen[p][1] == row for p in positions] == list(marks)
