@@ -15,6 +15,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, regression_pb2
 
 from keras_bert.export.module import CLASSIFY_METHOD, REGRESS_METHOD
+from serving import _json_tensors  # noqa: F401  (registers the "rapidjson" encode error handler)
 from serving._errors import ServingError, invalid_argument
 
 CLASSES, SCORES, OUTPUTS = "classes", "scores", "outputs"
@@ -29,7 +30,7 @@ def _feature_from_json(name, value):
             raise invalid_argument(f"JSON Value: {item!r} of feature {name!r} is not a string, number or b64 object")
         if isinstance(item, str):
             kinds.add("bytes")
-            feature.bytes_list.value.append(item.encode("utf-8", "surrogatepass"))
+            feature.bytes_list.value.append(item.encode("utf-8", "rapidjson"))
         elif isinstance(item, dict):
             if set(item) != {"b64"} or not isinstance(item["b64"], str):
                 raise invalid_argument(f"JSON Value: {item!r} not formatted correctly for base64 data")

@@ -199,7 +199,6 @@ class RestApi:
         max_json_depth: int. Deeper JSON nesting gets 400.
         timeout_ms: int. Per-request deadline (`--rest_api_timeout_in_ms`); 504 when it passes.
         max_workers: int. Threads that run requests.
-        enable_cors: bool. Add CORS headers (`--rest_api_enable_cors_support`).
     """
 
     def __init__(self, predictor, max_json_depth, timeout_ms=30000, max_workers=16):
