@@ -369,6 +369,12 @@ class HttpServer:
                     raise_413(length, self.max_body_bytes)
                 connection.remaining = length
                 connection.phase = "body"
+            if (headers.get("expect", "").lower() == "100-continue" and version == "HTTP/1.1"
+                    and length and len(buffer) == 0):
+                try:  # curl waits for this before sending a body over 1 KiB
+                    connection.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                except OSError:
+                    pass
         if connection.phase == "body":
             if len(buffer) < connection.remaining:
                 return None

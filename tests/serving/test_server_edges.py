@@ -341,6 +341,17 @@ def test_http_framing_is_strict(server, case):
         assert b"exceeds the limit of 100000 bytes" in response
 
 
+def test_expect_100_continue(server):
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as sock:
+        sock.sendall(_HEAD + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(_BODY))
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(_BODY)
+        response = b""
+        while not _complete_responses(response):
+            response += sock.recv(65536)
+    assert _status(response) == 200
+
+
 def test_pipelined_requests_are_answered_in_order(server):
     one = _HEAD + b"Content-Length: %d\r\n\r\n" % len(_BODY) + _BODY
     status_request = b"GET /v1/models/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -521,7 +532,7 @@ def test_grpc_classify_regress_and_multi_inference(server):
 # ----------------------------------------------------------------------------
 
 
-def _start_failing(args, tmp_path, name):
+def _start_failing(args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen([sys.executable, "-m", "serving.server", *args], cwd=REPO_ROOT, env=env,
@@ -529,21 +540,15 @@ def _start_failing(args, tmp_path, name):
 
 
 def test_port_clash_and_label_on_unloaded_version_are_one_line_errors(server, tmp_path):
-    clash = _start_failing(["--port", str(server.grpc_port), "--rest_api_port", str(free_port()),
-                            "--model_name", "tiny", "--model_base_path", str(server.root / "models" / "tiny")],
-                           tmp_path, "clash")
     same = free_port()
     clash_rest = _start_failing(["--port", str(same), "--rest_api_port", str(same),
-                                 "--model_name", "tiny", "--model_base_path", str(server.root / "models" / "tiny")],
-                                tmp_path, "same")
+                                 "--model_name", "tiny", "--model_base_path", str(server.root / "models" / "tiny")])
     config = tmp_path / "labels.config"
     config.write_text(f'model_config_list {{ config {{ name: "tiny" base_path: "{server.root / "models" / "tiny"}" '
                       'model_platform: "tensorflow" model_version_policy { all {} } '
                       'version_labels { key: "canary" value: 7 } } }')
-    labels = _start_failing(["--port", "0", "--rest_api_port", str(free_port()), "--model_config_file", str(config)],
-                            tmp_path, "labels")
+    labels = _start_failing(["--port", "0", "--rest_api_port", str(free_port()), "--model_config_file", str(config)])
     for process, fragment in [
-        (clash, "error: cannot bind the gRPC port --port="),
         (clash_rest, "error: cannot bind the REST port --rest_api_port="),
         (labels, "error: Request to assign label canary to version 7 of model tiny, which is not currently "
                  "available. Labels can only point to AVAILABLE versions"),
