@@ -96,6 +96,9 @@ class DynamicBatcher:
         size = _batch_size(arrays)
         if size is None or size == 0:
             return servable.run(signature_name, arrays, output_filter)
+        if size > self.params.max_batch_size:
+            raise ServingError("INVALID_ARGUMENT", f"Task size {size} is larger than maximum input "
+                                                   f"batch size {self.params.max_batch_size}")
         task = _Task(arrays, size, output_filter)
         key = (servable, signature_name or "serving_default")
         limit = self.params.max_enqueued_batches * self.params.max_batch_size

@@ -8,6 +8,7 @@ parsing (CVE-2025-0649).
 """
 
 import base64
+import codecs
 import json
 import re
 
@@ -16,6 +17,23 @@ import numpy as np
 from serving._errors import ServingError, invalid_argument
 
 _JSON_STRUCTURE = re.compile(rb'["\\\[\]{}]')
+# A `\uD800`-`\uDBFF` escape (after an even number of backslashes) not followed by a low one.
+_LONE_HIGH_SURROGATE = re.compile(
+    rb'(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})')
+
+
+def _rapidjson_bytes(error):
+    """Encodes lone surrogates as rapidjson stores them: raw body bytes back as they were
+    (`surrogateescape`), a lone low-surrogate escape as its 3 UTF-8-style bytes (except U+DC80-U+DCFF,
+    which read as raw bytes: the one case where the two cannot be told apart after decoding)."""
+    pieces = []
+    for char in error.object[error.start:error.end]:
+        code = ord(char)
+        pieces.append(bytes([code - 0xDC00]) if 0xDC80 <= code <= 0xDCFF else char.encode("utf-8", "surrogatepass"))
+    return b"".join(pieces), error.end
+
+
+codecs.register_error("rapidjson", _rapidjson_bytes)
 
 
 def check_json_depth(body, max_depth):
@@ -65,10 +83,14 @@ def parse_json_body(body, max_depth):
     if not body or not body.strip():
         raise invalid_argument("JSON Parse error: The document is empty")
     check_json_depth(body, max_depth)
+    lone = _LONE_HIGH_SURROGATE.search(body)
+    if lone is not None:  # rapidjson checks high surrogates only; a lone low one is kept as bytes
+        raise invalid_argument(
+            f"JSON Parse error: The surrogate pair in string is invalid. at offset: {lone.start(1)}"
+        )
     try:
-        document = json.loads(body)
-    except UnicodeDecodeError:
-        raise invalid_argument("JSON Parse error: Invalid encoding in string.")
+        # Bytes that are not UTF-8 reach the graph unchanged, as with rapidjson (no encoding validation).
+        document = json.loads(body.decode("utf-8", "surrogateescape"))
     except json.JSONDecodeError as error:
         raise invalid_argument(
             f"JSON Parse error: Invalid value. {error.msg} at offset: {error.pos}"
@@ -109,7 +131,7 @@ def _convert_leaf(value, dtype):
             return value
     elif dtype.name == "string":
         if isinstance(value, str):
-            return value.encode("utf-8")
+            return value.encode("utf-8", "rapidjson")
         if _is_b64(value) and isinstance(value["b64"], str):
             try:
                 return base64.b64decode(value["b64"], validate=True)

@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from keras_bert.export import WARMUP_FILE, version_dirs
+from keras_bert.export import WARMUP_FILE, unservable_ops, version_dirs
 from serving._errors import (
     ServingError,
     failed_precondition,
@@ -72,6 +72,23 @@ def read_signature_defs(path):
     )
 
 
+def check_ops(path):
+    """Refuses a SavedModel whose graph holds an op TF Serving cannot run (`keras_bert.export.unservable_ops`).
+
+    Args:
+        path: str. A SavedModel directory.
+    """
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        return
+    unknown = unservable_ops(path)
+    if unknown:
+        raise ServingError(
+            "NOT_FOUND",
+            f"Op type not registered '{unknown[0]}' in binary running on tensorflow_model_server "
+            f"(ops TF Serving cannot run: {', '.join(unknown)})",
+        )
+
+
 def _error_from_tf(error):
     code = _TF_ERROR_NAMES.get(getattr(error, "error_code", None), "INTERNAL")
     return ServingError(code, getattr(error, "message", str(error)))
@@ -91,6 +108,7 @@ class Servable:
         self.version = version
         self.path = path
         self.signature_defs = read_signature_defs(path)
+        check_ops(path)
         self._loaded = tf.saved_model.load(path, tags=["serve"])
         self._functions = dict(self._loaded.signatures)
 
@@ -169,7 +187,11 @@ class Servable:
         """
         signature_name = signature_name or DEFAULT_SIGNATURE
         signature = self.signature_def(signature_name)
+        seen = set()
         for name in output_filter:
+            if name in seen:
+                raise invalid_argument(f"duplicate output tensor alias: {name}")
+            seen.add(name)
             if name not in signature.outputs:
                 raise invalid_argument(
                     f"output tensor alias not found in signature: {name} "
@@ -285,7 +307,10 @@ class ModelManager:
     def poll_once(self):
         """Brings every model in line with its base path once."""
         for model in self._models.values():
-            self._sync_model(model)
+            try:
+                self._sync_model(model)
+            except Exception:  # one model's bad directory never stops the others' polling
+                logger.exception("version poll of %s failed", model.spec.name)
 
     def _set_state(self, model, version, state, code="OK", message=""):
         with self._lock:
@@ -308,8 +333,9 @@ class ModelManager:
                 continue
             self._load(model, version, on_disk[version])
         available_desired = desired & set(model.servables)
-        if not available_desired:
+        if not available_desired and on_disk:
             return  # keep whatever serves now rather than serve nothing
+        # No version left on disk: TF Serving unloads the model (requests get 404).
         for version in sorted(set(model.servables) - desired):
             self._set_state(model, version, "UNLOADING")
             with self._lock:
@@ -345,6 +371,20 @@ class ModelManager:
             "Successfully loaded %s version %d%s", name, version,
             f" ({replayed} warmup requests)" if replayed else "",
         )
+
+    def check_version_labels(self):
+        """Raises FAILED_PRECONDITION if a version label points at a version that is not AVAILABLE.
+
+        TF Serving refuses such a config (`server_core.cc`); called after the first load.
+        """
+        for name, model in self._models.items():
+            for label, version in sorted(model.spec.version_labels.items()):
+                with self._lock:
+                    available = version in model.servables
+                if not available:
+                    raise failed_precondition(
+                        f"Request to assign label {label} to version {version} of model {name}, which is not "
+                        "currently available. Labels can only point to AVAILABLE versions")
 
     def _model(self, name):
         model = self._models.get(name)

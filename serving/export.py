@@ -10,7 +10,9 @@ python -m serving.export --model runs/minilm --task embedding --pooling mean --o
 
 Writes `OUT/<version>/` (temp dir + rename; version = next integer by default) with
 the signatures `serving_default` (raw strings), `serve_ids` (int32 ids) and
-`serve_examples` (serialized tf.Example), warmup records in `assets.extra/`, and
+`serve_examples` (serialized tf.Example), for classification/regression also TF Serving's
+`classification` / `regression` signature (tf.Examples in `inputs`, served by `:classify` /
+`:regress`), warmup records in `assets.extra/`, and
 `models.config` + `batching_parameters.txt` next to `OUT` (in BASE).
 """
 
@@ -43,6 +45,9 @@ def parse_args(argv=None):
     parser.add_argument("--pair", action="store_true",
                         help="classification/regression: inputs `text` and `text_pair`")
     parser.add_argument("--max-answer-length", type=int, default=30, help="qa task: longest answer, in word pieces")
+    parser.add_argument("--doc-stride", type=int, default=128,
+                        help="token_classification: pieces between the overlapping windows over a text longer "
+                             "than --max-length (at most half a window)")
     parser.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
                         help="dtype policy of the exported graph (default float32); outputs stay float32")
     parser.add_argument("--no-warmup", action="store_true", help="do not write TF Serving warmup records")
@@ -66,6 +71,7 @@ def main(argv=None):
         path = export_model_dir(args.model, args.out, args.task, version=args.version, max_length=args.max_length,
                                 pooling=args.pooling, pair=args.pair, top_k=args.top_k,
                                 max_answer_length=args.max_answer_length, warmup=not args.no_warmup,
+                                doc_stride=args.doc_stride,
                                 mixed_precision=args.mixed_precision)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -22,7 +22,6 @@ authentication, like `tensorflow_model_server`.
 """
 
 import argparse
-import http.server
 import json
 import logging
 import os
@@ -30,19 +29,24 @@ import re
 import signal
 import sys
 import threading
+import urllib.parse
 from concurrent import futures
 
 import grpc
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
+from serving import _inference
 from serving._batching import DynamicBatcher
 from serving._config import (
     ModelSpec,
@@ -50,6 +54,7 @@ from serving._config import (
     parse_model_config_file,
 )
 from serving._errors import ServingError, invalid_argument
+from serving._http import HttpServer, Response, html_error, json_error
 from serving._json_tensors import (
     arrays_to_response,
     parse_json_body,
@@ -151,182 +156,124 @@ def _signature_def_map(servable):
 # REST front end
 # ----------------------------------------------------------------------------
 
-_MODEL_PATH = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)"
-    r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
-)
-_GET_PATH = re.compile(_MODEL_PATH.pattern + r"(?P<metadata>/metadata)?/?$")
-_POST_PATH = re.compile(_MODEL_PATH.pattern + r":(?P<method>predict|classify|regress)$")
+# TF Serving's regexes (model_servers/http_rest_api_util.cc), matched in full
+# against the request target as sent (uri_path() keeps the query string).
+# re.ASCII: RE2's \d is ASCII.
+_V1_PATH = re.compile(r"(?i)/v1/.*", re.ASCII | re.DOTALL)
+_POST_PATH = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+    r":(classify|regress|predict)", re.ASCII)
+_GET_PATH = re.compile(
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+    r"(?:\/(metadata))?", re.ASCII)
+_CORS_ORIGIN = re.compile(r"https?://.*", re.DOTALL)
+_INT64_MAX = 2**63 - 1
 
 
-class RestHandler(http.server.BaseHTTPRequestHandler):
-    """TF Serving's REST API on top of a `Predictor` (set on the server)."""
+class _EarlyError(Exception):
+    """A `ParseModelInfo` failure: TF Serving answers 400 with an empty body."""
 
-    protocol_version = "HTTP/1.1"  # keep-alive for load tests
-    # Headers and body go out in separate writes; without TCP_NODELAY,
-    # Nagle plus delayed ACKs add ~40 ms to every keep-alive request.
-    disable_nagle_algorithm = True
-    server_version = "keras-bert-serving/0.1"
-    timeout = 60  # seconds a connection may idle mid-request (slow clients)
 
-    def log_message(self, format, *args):  # noqa: A002 (stdlib signature)
-        logger.debug("%s %s", self.address_string(), format % args)
+def _model_info(name, version, label):
+    """Decodes name and label (curl_easy_unescape) and converts the version, as ParseModelInfo."""
+    name = urllib.parse.unquote_to_bytes(name).decode("utf-8", "surrogateescape")
+    if version is not None:
+        number = int(version)
+        if number > _INT64_MAX:
+            raise _EarlyError(f"Failed to convert version: {version} to numeric.")
+        version = number
+    if label is not None:
+        label = urllib.parse.unquote_to_bytes(label).decode("utf-8", "surrogateescape")
+    return name, version, label
 
-    def _send_json(self, status, body, close=False):
-        payload = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(payload)
 
-    def _send_error(self, error, close=False):
-        self._send_json(error.http_status, {"error": error.message}, close=close)
+def _json_response(status, body):
+    return Response(status, json.dumps(body).encode("utf-8"))
 
-    def _dispatch(self, work):
+
+class RestApi:
+    """TF Serving's REST API (`HttpRestApiHandler::ProcessRequest`) on top of a `Predictor`.
+
+    Args:
+        predictor: Predictor. Runs the requests.
+        max_json_depth: int. Deeper JSON nesting gets 400.
+        timeout_ms: int. Per-request deadline (`--rest_api_timeout_in_ms`); 504 when it passes.
+        max_workers: int. Threads that run requests.
+    """
+
+    def __init__(self, predictor, max_json_depth, timeout_ms=30000, max_workers=16):
+        self.predictor = predictor
+        self.max_json_depth = max_json_depth
+        self.timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
+        # A request that passes its deadline is answered 504 while its computation
+        # finishes here (graph runs cannot be cancelled from Python).
+        self._compute = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rest-run")
+
+    def __call__(self, request):
+        """Answers one `serving._http.Request`."""
+        path, method = request.target, request.method
+        if not _V1_PATH.fullmatch(path):
+            return html_error(404)
+        if method == "OPTIONS":
+            origin = request.headers.get("origin", "")
+            return Response(200 if _CORS_ORIGIN.match(origin) else 400, b"", content_type=None)
         try:
-            status, body = work()
-            self._send_json(status, body)
+            return self._process(method, path, request.body)
+        except _EarlyError:
+            return Response(400, b"", content_type=None)
         except ServingError as error:
-            self._send_error(error)
-        except Exception as error:  # never let a request take the server down
-            logger.exception("internal error")
-            self._send_error(ServingError("INTERNAL", f"Internal error: {error}"))
+            return json_error(error.http_status, error.message)
 
-    def do_GET(self):  # noqa: N802 (stdlib name)
-        """Model status and metadata."""
-        match = _GET_PATH.match(self.path.split("?", 1)[0])
-        if match is None:
-            self._send_json(404, {"error": f"Malformed request: GET {self.path}"})
-            return
-        predictor = self.server.predictor
-        version = match["version"]
-        version = int(version) if version is not None else None
+    def _process(self, method, path, body):
+        malformed = invalid_argument(f"Malformed request: {method} {path}")
+        if method == "POST":
+            match = _POST_PATH.fullmatch(path)
+            if match is None:
+                raise malformed
+            name, version, label = _model_info(*match.group(1, 2, 3))
+            verb = match.group(4)  # compared case-sensitively, as TF Serving does
+            if verb not in ("predict", "classify", "regress"):
+                raise malformed
+            return self._deadline(lambda: self._post(verb, name, version, label, body))
+        if method == "GET":
+            match = _GET_PATH.fullmatch(path)
+            if match is None:
+                raise malformed
+            if not match.group(1):
+                raise invalid_argument("Missing model name in request.")
+            name, version, label = _model_info(*match.group(1, 2, 3))
+            if match.group(4) == "metadata":  # /METADATA is a status request in TF Serving
+                return _json_response(200, self.predictor.metadata_dict(name, version, label))
+            statuses = self.predictor.models.status(name, version, label)
+            return _json_response(200, {"model_version_status": statuses})
+        raise malformed
 
-        def work():
-            if match["metadata"]:
-                return 200, predictor.metadata_dict(match["name"], version, match["label"])
-            statuses = predictor.models.status(match["name"], version, match["label"])
-            return 200, {"model_version_status": statuses}
-
-        self._dispatch(work)
-
-    def do_POST(self):  # noqa: N802 (stdlib name)
-        """`:predict` (and a clear error for `:classify` / `:regress`)."""
-        match = _POST_PATH.match(self.path.split("?", 1)[0])
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            body = self._read_chunked()
-            if body is None:
-                return
-            length = len(body)
-        else:
-            body = None
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-        if length < 0:
-            self._send_json(400, {"error": "Invalid Content-Length"}, close=True)
-            return
-        if length > self.server.max_body_bytes:
-            # Drain a moderately large body so the client can read the answer
-            # (closing with unread data resets the connection); drop huge ones.
-            if length <= 16 * self.server.max_body_bytes:
-                remaining = length
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 1 << 16))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-            self._send_json(
-                413,
-                {"error": f"Request body of {length} bytes exceeds the limit of "
-                          f"{self.server.max_body_bytes} bytes (--max_body_bytes)"},
-                close=True,
-            )
-            return
-        if body is None:
-            body = self.rfile.read(length) if length else b""
-        if match is None:
-            self._send_json(404, {"error": f"Malformed request: POST {self.path}"})
-            return
-        if match["method"] != "predict":
-            self._send_json(
-                501, {"error": f":{match['method']} is not supported by this "
-                               "development server; use :predict"})
-            return
-        version = match["version"]
-        version = int(version) if version is not None else None
-        self._dispatch(lambda: self._predict(match["name"], version, match["label"], body))
-
-    def _read_chunked(self):
-        """Reads a chunked body; answers 400/413 and returns None on failure."""
-        chunks, total = [], 0
+    def _deadline(self, work):
+        future = self._compute.submit(work)
         try:
-            while True:
-                size_line = self.rfile.readline(1024)
-                size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)
-                if size == 0:
-                    while self.rfile.readline(1024).strip():
-                        pass  # trailers
-                    break
-                total += size
-                # Past the limit, keep draining (so the client can read the
-                # 413) but stop storing; give up on huge bodies.
-                if total > 16 * self.server.max_body_bytes:
-                    break
-                remaining = size
-                while remaining > 0:  # in pieces: a chunk may announce any size
-                    piece = self.rfile.read(min(remaining, 1 << 16))
-                    if not piece:
-                        raise ValueError("truncated chunk")
-                    remaining -= len(piece)
-                    if total <= self.server.max_body_bytes:
-                        chunks.append(piece)
-                self.rfile.readline(1024)  # the CRLF after each chunk
-        except ValueError:
-            self._send_json(400, {"error": "Malformed chunked request body"}, close=True)
-            return None
-        if total > self.server.max_body_bytes:
-            self._send_json(
-                413, {"error": f"Request body exceeds the limit of "
-                               f"{self.server.max_body_bytes} bytes (--max_body_bytes)"},
-                close=True)
-            return None
-        return b"".join(chunks)
+            return future.result(self.timeout)
+        except futures.TimeoutError:
+            raise ServingError("DEADLINE_EXCEEDED", "Timed out waiting for notification")
 
-    def _predict(self, name, version, label, body):
-        predictor = self.server.predictor
-        document = parse_json_body(body, self.server.max_json_depth)
+    def _post(self, verb, name, version, label, body):
+        predictor = self.predictor
+        document = parse_json_body(body, self.max_json_depth)
         signature_name = document.get("signature_name") or DEFAULT_SIGNATURE
         if not isinstance(signature_name, str):
             raise invalid_argument("JSON Value: 'signature_name' must be a string")
         servable = predictor.models.resolve(name, version, label)
-        arrays, row_format = request_to_arrays(
-            document, servable.input_dtypes(signature_name)
-        )
+        if verb == "classify":
+            results = _inference.classify(predictor.run, servable, signature_name,
+                                          _inference.examples_from_json(document))
+            return _json_response(200, _inference.classification_json(results))
+        if verb == "regress":
+            values = _inference.regress(predictor.run, servable, signature_name,
+                                        _inference.examples_from_json(document))
+            return _json_response(200, {"results": values})
+        arrays, row_format = request_to_arrays(document, servable.input_dtypes(signature_name))
         servable.check_inputs(signature_name, arrays)
         outputs = predictor.run(servable, signature_name, arrays)
-        return 200, arrays_to_response(outputs, row_format)
-
-
-class RestServer(http.server.ThreadingHTTPServer):
-    """A threading HTTP server carrying the predictor and the request limits."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    # The default listen backlog (5) drops SYNs under a burst of new
-    # connections, which costs clients a 1 s retransmit.
-    request_queue_size = 128
-
-    def __init__(self, address, predictor, max_body_bytes, max_json_depth):
-        super().__init__(address, RestHandler)
-        self.predictor = predictor
-        self.max_body_bytes = max_body_bytes
-        self.max_json_depth = max_json_depth
+        return _json_response(200, arrays_to_response(outputs, row_format))
 
 
 # ----------------------------------------------------------------------------
@@ -345,7 +292,7 @@ def _spec_version(model_spec):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """`tensorflow.serving.PredictionService`: Predict and GetModelMetadata."""
+    """`tensorflow.serving.PredictionService`: Predict, Classify, Regress, MultiInference, GetModelMetadata."""
 
     def __init__(self, predictor):
         self._predictor = predictor
@@ -395,6 +342,76 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             return response
         except ServingError as error:
             _abort(context, error)
+
+
+    def _examples_call(self, request, context, method):
+        try:
+            version, label = _spec_version(request.model_spec)
+            servable = self._predictor.models.resolve(request.model_spec.name, version, label)
+            signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            serialized = _inference.examples_from_input(request.input)
+            run = _inference.classify if method == _inference.CLASSIFY_METHOD else _inference.regress
+            return servable, signature_name, run(self._predictor.run, servable, signature_name, serialized)
+        except ServingError as error:
+            _abort(context, error)
+        except Exception as error:
+            logger.exception("internal error")
+            _abort(context, ServingError("INTERNAL", f"Internal error: {error}"))
+
+    @staticmethod
+    def _fill_spec(spec, name, servable, signature_name):
+        spec.name = name
+        spec.version.value = servable.version
+        spec.signature_name = signature_name
+
+    def Classify(self, request, context):  # noqa: N802 (generated name)
+        """Runs a classification signature on `tf.Example`s."""
+        servable, signature_name, results = self._examples_call(request, context, _inference.CLASSIFY_METHOD)
+        response = classification_pb2.ClassificationResponse()
+        self._fill_spec(response.model_spec, request.model_spec.name, servable, signature_name)
+        response.result.CopyFrom(_inference.classification_result(results))
+        return response
+
+    def Regress(self, request, context):  # noqa: N802 (generated name)
+        """Runs a regression signature on `tf.Example`s."""
+        servable, signature_name, values = self._examples_call(request, context, _inference.REGRESS_METHOD)
+        response = regression_pb2.RegressionResponse()
+        self._fill_spec(response.model_spec, request.model_spec.name, servable, signature_name)
+        response.result.CopyFrom(_inference.regression_result(values))
+        return response
+
+    def MultiInference(self, request, context):  # noqa: N802 (generated name)
+        """Runs several classify/regress tasks of one model on the same `tf.Example`s."""
+        try:
+            tasks = list(request.tasks)
+            if not tasks:
+                raise invalid_argument("Tasks is empty")
+            names = {task.model_spec.name for task in tasks}
+            if len(names) != 1:
+                raise invalid_argument("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+            signatures = [task.model_spec.signature_name or DEFAULT_SIGNATURE for task in tasks]
+            if len(set(signatures)) != len(signatures):
+                raise invalid_argument("Duplicate evaluation of signature: " + ", ".join(signatures))
+            serialized = _inference.examples_from_input(request.input)
+            response = inference_pb2.MultiInferenceResponse()
+            for task, signature_name in zip(tasks, signatures):
+                method = _inference.method_of(task.method_name)
+                version, label = _spec_version(task.model_spec)
+                servable = self._predictor.models.resolve(task.model_spec.name, version, label)
+                result = response.results.add()
+                self._fill_spec(result.model_spec, task.model_spec.name, servable, signature_name)
+                if method == _inference.CLASSIFY_METHOD:
+                    result.classification_result.CopyFrom(_inference.classification_result(
+                        _inference.classify(self._predictor.run, servable, signature_name, serialized)))
+                else:
+                    result.regression_result.CopyFrom(_inference.regression_result(
+                        _inference.regress(self._predictor.run, servable, signature_name, serialized)))
+            return response
+        except ServingError as error:
+            _abort(context, error)
+        except Exception as error:
+            logger.exception("internal error")
+            _abort(context, ServingError("INTERNAL", f"Internal error: {error}"))
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -464,7 +481,12 @@ def parse_args(argv=None):
     parser.add_argument("--max_json_depth", type=int, default=DEFAULT_MAX_JSON_DEPTH,
                         help="Deeper JSON nesting gets 400.")
     parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
-                        help="Idle timeout of a REST connection mid-request.")
+                        help="Deadline of each REST request (504 when it passes); 0: none.")
+    parser.add_argument("--rest_api_num_threads", type=int, default=16,
+                        help="Threads answering REST requests (requests in progress at once).")
+    parser.add_argument("--rest_api_header_timeout_in_ms", type=int, default=10000,
+                        help="(dev) Time a client has to send its request headers, and the longest "
+                             "pause inside a body; TF Serving has none.")
     parser.add_argument("--grpc_max_threads", type=int, default=16)
     parser.add_argument("--log_level", default="INFO")
     args = parser.parse_args(argv)
@@ -505,13 +527,49 @@ def main(argv=None):
         if args.enable_batching else None
     )
     predictor = Predictor(specs, batching, args.max_num_load_retries)
+    try:
+        grpc_server, rest_server = _bind(args, predictor)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     predictor.models.start(args.file_system_poll_wait_seconds)
+    try:
+        predictor.models.check_version_labels()
+    except ServingError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        predictor.stop()
+        return 1
 
     stop_event = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop_event.set())
 
-    grpc_server = None
+    if grpc_server is not None:
+        grpc_server.start()
+        logger.info("Running gRPC ModelServer at %s:%d ...", args.host, args.port)
+    if rest_server is not None:
+        threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
+        rest_host, rest_port = rest_server.server_address[:2]
+        logger.info("Exporting HTTP/REST API at:%s:%d ...", rest_host, rest_port)
+        for spec in specs:
+            logger.info("  http://%s:%d/v1/models/%s[:predict|:classify|:regress|/metadata]",
+                        rest_host, rest_port, spec.name)
+    if batching is not None:
+        logger.info("Batching enabled: %s", batching)
+
+    stop_event.wait()
+    logger.info("Shutting down")
+    if rest_server is not None:
+        rest_server.shutdown()  # answers the requests in progress first
+    if grpc_server is not None:
+        grpc_server.stop(grace=10).wait()
+    predictor.stop()
+    return 0
+
+
+def _bind(args, predictor):
+    """Binds the gRPC and REST ports (before any model loads); a clash raises OSError."""
+    grpc_server = rest_server = None
     if args.port:
         grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=args.grpc_max_threads),
@@ -519,42 +577,39 @@ def main(argv=None):
                 # TF Serving sets no practical gRPC message limit.
                 ("grpc.max_receive_message_length", 2**31 - 1),
                 ("grpc.max_send_message_length", 2**31 - 1),
+                ("grpc.so_reuseport", 0),  # a taken port is an error, not a shared one
             ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionServicer(predictor), grpc_server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(predictor), grpc_server)
-        if not grpc_server.add_insecure_port(f"{args.host}:{args.port}"):
-            raise SystemExit(f"cannot bind gRPC port {args.host}:{args.port}")
-        grpc_server.start()
-        logger.info("Running gRPC ModelServer at %s:%d ...", args.host, args.port)
-
-    rest_server = None
+        try:
+            bound = grpc_server.add_insecure_port(f"{args.host}:{args.port}")
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            raise OSError(f"cannot bind the gRPC port --port={args.port} on {args.host} (in use?)")
     if args.rest_api_port:
         rest_host = args.rest_api_host or args.host
-        rest_server = RestServer((rest_host, args.rest_api_port), predictor,
-                                 args.max_body_bytes, args.max_json_depth)
-        RestHandler.timeout = max(args.rest_api_timeout_in_ms / 1000.0, 1.0)
-        threading.Thread(target=rest_server.serve_forever, name="rest",
-                         daemon=True).start()
-        logger.info("Exporting HTTP/REST API at:%s:%d ...", rest_host, args.rest_api_port)
-        for spec in specs:
-            logger.info("  http://%s:%d/v1/models/%s[:predict|/metadata]",
-                        rest_host, args.rest_api_port, spec.name)
-    if batching is not None:
-        logger.info("Batching enabled: %s", batching)
-
-    stop_event.wait()
-    logger.info("Shutting down")
-    if rest_server is not None:
-        rest_server.shutdown()
-        rest_server.server_close()
-    if grpc_server is not None:
-        grpc_server.stop(grace=2).wait()
-    predictor.stop()
-    return 0
+        api = RestApi(predictor, args.max_json_depth, args.rest_api_timeout_in_ms, args.rest_api_num_threads)
+        try:
+            rest_server = HttpServer((rest_host, args.rest_api_port), api, args.max_body_bytes,
+                                     header_timeout=args.rest_api_header_timeout_in_ms / 1000.0,
+                                     max_workers=args.rest_api_num_threads)
+        except OSError as error:
+            if grpc_server is not None:
+                grpc_server.stop(0)
+            raise OSError(f"cannot bind the REST port --rest_api_port={args.rest_api_port} on {rest_host}: "
+                          f"{error.strerror}")
+    return grpc_server, rest_server
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # A graph run abandoned at its deadline (504) may still be busy on a pool thread; the
+    # interpreter would wait for it at exit. Every answer is sent by now: leave at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)

@@ -44,6 +44,10 @@ def main(argv=None):
     parser.add_argument("--num-shards", type=int, default=1, help="TFRecord files to write")
     parser.add_argument("--gzip", action="store_true", help="GZIP-compress the shards")
     parser.add_argument("--seed", type=int, default=12345, help="seeds the pairs and the masks")
+    parser.add_argument("--on-bad-file", choices=("fail", "report"), default="fail",
+                        help="a corpus line that is not UTF-8: fail naming the file and line, or decode it with "
+                             "U+FFFD replacement and count it per file (with --runner, unreadable files are "
+                             "skipped and reported too)")
     parser.add_argument("--no-shard-check", action="store_true",
                         help="do not read the shards back for the 'shard check' line (a pass over the output)")
     beam = parser.add_argument_group("Apache Beam (with --runner)")
@@ -52,16 +56,11 @@ def main(argv=None):
     beam.add_argument("--group-size", type=int, default=1000,
                       help="documents per shuffle group ('random next' segments come from the same group)")
     beam.add_argument("--chunk-mb", type=float, default=8, help="MB of a corpus file one worker scans at a time")
-    beam.add_argument("--on-bad-file", choices=("fail", "report"), default="fail",
-                      help="fail naming the file, or repair broken lines / skip unreadable files and report them "
-                           "per file")
     args, pipeline_args = parser.parse_known_args(argv)
     if pipeline_args and not args.runner:
         parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam options need --runner)")
     if args.group_size < 2 or args.num_workers < 1:
         parser.error("--group-size must be >= 2 (a document needs others for 'random next') and --num-workers >= 1")
-    if args.runner is None and args.on_bad_file != "fail":
-        parser.error("--on-bad-file report needs --runner (the single-process path fails on bad input)")
 
     import os
 
@@ -106,8 +105,9 @@ def main(argv=None):
             pipeline_args=pipeline_args, lowercase=not args.cased, group_size=args.group_size,
             chunk_bytes=max(1, int(args.chunk_mb * 2**20)), on_bad_file=args.on_bad_file, **options)
     else:
+        invalid_utf8 = "error" if args.on_bad_file == "fail" else "replace"
         paths, stats = write_pretraining_data(files, BertTokenizer(vocab, lowercase=not args.cased), args.out,
-                                              **options)
+                                              invalid_utf8=invalid_utf8, **options)
     print(stats.summary())
     print(f"shards: {len(paths)} in {args.out}")
     if not args.dynamic_masking and not args.no_shard_check:

@@ -616,7 +616,7 @@ def write_instances(
 
 
 def write_pretraining_data(corpus, tokenizer, output_dir, *, max_seq_length, max_predictions_per_seq,
-                           num_shards=1, compression=None, **instance_options):
+                           num_shards=1, compression=None, invalid_utf8="error", **instance_options):
     """Raw text files -> sharded pretraining TFRecords (`read_documents`, then `create_pretraining_instances`,
     then `write_instances`), the one path of `training.pretrain` and `training.prepare_pretraining`.
 
@@ -628,13 +628,14 @@ def write_pretraining_data(corpus, tokenizer, output_dir, *, max_seq_length, max
         max_predictions_per_seq: int, cap on (and padded number of) predictions.
         num_shards: int, number of files.
         compression: None or "GZIP".
+        invalid_utf8: str, "error" or "replace", passed to `read_documents`.
         **instance_options: other `create_pretraining_instances` arguments (dupe_factor, seed, ...).
 
     Returns:
         (list[str], PretrainingStats): the written shard paths and the corpus/instance statistics.
     """
     stats = PretrainingStats()
-    documents = read_documents(corpus, tokenizer, stats)
+    documents = read_documents(corpus, tokenizer, stats, invalid_utf8=invalid_utf8)
     instances = create_pretraining_instances(documents, tokenizer, max_seq_length=max_seq_length,
                                              max_predictions_per_seq=max_predictions_per_seq, stats=stats,
                                              **instance_options)

@@ -7,7 +7,7 @@ Example (needs a fine-tuned model directory):
 """
 
 from keras_bert.export.module import MASK_TEXT, TASKS, ServingModule, default_max_length, parse_tag, task_model
-from keras_bert.export.ops import ALLOWLIST_PATH, export_allowlist, saved_model_ops
+from keras_bert.export.ops import ALLOWLIST_PATH, PYTHON_KERNEL_OPS, export_allowlist, saved_model_ops, unservable_ops
 from keras_bert.export.writer import (BATCHING_PARAMETERS_FILE, MODELS_CONFIG_FILE, SIGNATURES, WARMUP_FILE, export,
                                       export_model_dir, next_version, version_dirs, version_numbers,
                                       write_batching_parameters,
@@ -16,7 +16,8 @@ from keras_bert.export.writer import (BATCHING_PARAMETERS_FILE, MODELS_CONFIG_FI
 __all__ = [
     "ALLOWLIST_PATH", "BATCHING_PARAMETERS_FILE", "MASK_TEXT", "MODELS_CONFIG_FILE", "SIGNATURES", "TASKS",
     "WARMUP_FILE", "ServingModule", "default_max_length", "export", "export_allowlist", "export_model_dir",
-    "next_version", "parse_tag", "saved_model_ops", "task_model", "version_dirs", "version_numbers",
+    "PYTHON_KERNEL_OPS", "next_version", "parse_tag", "saved_model_ops", "task_model", "unservable_ops", "version_dirs",
+    "version_numbers",
     "write_batching_parameters",
     "write_model_server_config", "write_warmup_requests",
 ]

@@ -20,6 +20,14 @@ from keras_bert.tokenization import BertPacker, BertTokenizer
 
 TASKS = tasks.KINDS
 _MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+# task -> (signature key, method_name): TF Serving's Classify / Regress APIs take serialized
+# tf.Examples as input `inputs`; outputs `classes` + `scores`, or `outputs`.
+EXAMPLE_SIGNATURES = {
+    "classification": ("classification", CLASSIFY_METHOD),
+    "regression": ("regression", REGRESS_METHOD),
+}
 
 
 def default_max_length(model):
@@ -66,6 +74,9 @@ def _string_spec(name):
 class ServingModule(tf.Module):
     """A `tf.Module` whose signatures take raw strings, ids, or `tf.Example`s.
 
+    Classification and regression exports also carry TF Serving's `classification` /
+    `regression` signature (`EXAMPLE_SIGNATURES`: serialized tf.Examples in `inputs`).
+
     Args:
         model: keras.Model. The task model (see `task_model`).
         task: str. One of `TASKS`.
@@ -77,10 +88,12 @@ class ServingModule(tf.Module):
         pair: bool. For classification/regression: inputs `text` and `text_pair`.
         top_k: int. For fill_mask: number of predictions.
         max_answer_length: int. For qa: the longest answer, in word pieces.
+        doc_stride: int. For token_classification: pieces between the starts of the overlapping windows
+            of a text longer than `max_length` (at most half a window), as `keras_bert.data.read_harem`.
     """
 
     def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=5,
-                 max_answer_length=30):
+                 max_answer_length=30, doc_stride=128):
         super().__init__(name="keras_bert_serving")
         self.kind = tasks.get(task)
         if pair and task not in ("classification", "regression"):
@@ -105,6 +118,7 @@ class ServingModule(tf.Module):
         self.max_length = max_length
         self.top_k = min(int(top_k), self.tokenizer.vocabulary_size())
         self.max_answer_length = int(max_answer_length)
+        self.doc_stride = int(doc_stride)
         self.vocabulary = self.tokenizer.get_vocabulary()
         self.is_continuation = np.array([t.startswith("##") for t in self.vocabulary], dtype=bool)
         if task in ("classification", "token_classification"):
@@ -129,11 +143,24 @@ class ServingModule(tf.Module):
                 return self.predict_texts({"question": question, "context": context})
         self.serving_default = tf.function(serve_text, input_signature=[_string_spec(n) for n in names])
 
-        def serve_examples(examples):
+        def parse_examples(examples):
             features = {n: tf.io.FixedLenFeature([], tf.string) for n in names}
-            parsed = tf.io.parse_example(examples, features)
-            return self.predict_texts(parsed)
+            return tf.io.parse_example(examples, features)
+
+        def serve_examples(examples):
+            return self.predict_texts(parse_examples(examples))
         self.serve_examples = tf.function(serve_examples, input_signature=[_string_spec("examples")])
+
+        if self.task == "classification":
+            def classify_examples(inputs):
+                scores = self.predict_texts(parse_examples(inputs))["probabilities"]
+                classes = tf.broadcast_to(tf.constant(self.class_names), tf.shape(scores))
+                return {"classes": classes, "scores": scores}
+            self.classify_examples = tf.function(classify_examples, input_signature=[_string_spec("inputs")])
+        elif self.task == "regression":
+            def regress_examples(inputs):
+                return {"outputs": self.predict_texts(parse_examples(inputs))["score"]}
+            self.classify_examples = tf.function(regress_examples, input_signature=[_string_spec("inputs")])
 
         if self.task == "fill_mask":
             def serve_ids(token_ids, segment_ids, padding_mask, masked_positions):
@@ -168,6 +195,8 @@ class ServingModule(tf.Module):
             "serve_ids": self.serve_ids.get_concrete_function(),
             "serve_examples": self.serve_examples.get_concrete_function(),
         }
+        if self.task in EXAMPLE_SIGNATURES:
+            functions[EXAMPLE_SIGNATURES[self.task][0]] = self.classify_examples.get_concrete_function()
         variables = {}
         for function in functions.values():
             for variable in function.variables:

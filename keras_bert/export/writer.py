@@ -12,7 +12,7 @@ import tempfile
 
 import tensorflow as tf
 
-from keras_bert.export.module import MASK_TEXT, ServingModule, task_model
+from keras_bert.export.module import EXAMPLE_SIGNATURES, MASK_TEXT, ServingModule, task_model
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODELS_CONFIG_FILE = "models.config"
@@ -45,8 +45,10 @@ def version_dirs(model_dir):
         names = os.listdir(model_dir)
     except OSError:
         return {}
+    # ASCII digits that fit an int64, as TF Serving's absl::SimpleAtoi ("²" or "٢" is no version).
     return {int(name): os.path.join(model_dir, name) for name in names
-            if re.fullmatch(r"[0-9]+", name) and os.path.isdir(os.path.join(model_dir, name))}
+            if re.fullmatch(r"[0-9]+", name, re.ASCII) and int(name) < 2**63
+            and os.path.isdir(os.path.join(model_dir, name))}
 
 
 def version_numbers(model_dir):
@@ -164,7 +166,7 @@ def _write_atomically(path, text):
 
 
 def export(model, out, task, vocabulary, lowercase=True, version=None, max_length=None, pooling=None, pair=False,
-           top_k=5, max_answer_length=30, warmup=True, server_configs=True):
+           top_k=5, max_answer_length=30, warmup=True, server_configs=True, doc_stride=128):
     """Exports a Keras model with its tokenizer as `out/<version>/` for TF Serving.
 
     Args:
@@ -179,6 +181,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         pair: bool. For classification/regression: take `text` and `text_pair`.
         top_k: int. For fill_mask: number of predictions.
         max_answer_length: int. For qa: the longest answer in word pieces.
+        doc_stride: int. For token_classification: stride of the windows over long texts.
         warmup: bool. Write TF Serving warmup records.
         server_configs: bool. Write `models.config` and `batching_parameters.txt` in BASE.
 
@@ -194,7 +197,8 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
 
         task = tasks.for_model(model).name
     module = ServingModule(task_model(model, task, pooling), task, vocabulary, lowercase=lowercase,
-                           max_length=max_length, pair=pair, top_k=top_k, max_answer_length=max_answer_length)
+                           max_length=max_length, pair=pair, top_k=top_k, max_answer_length=max_answer_length,
+                           doc_stride=doc_stride)
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)
     if version < 0:
@@ -206,6 +210,8 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
     try:
         os.chmod(staging, 0o755)  # mkdtemp is private; a server may run as another user
         tf.saved_model.save(module, staging, signatures=module.signatures())
+        if task in EXAMPLE_SIGNATURES:
+            set_method_name(staging, *EXAMPLE_SIGNATURES[task])
         if warmup:
             write_warmup_requests(staging, model_name, warmup_texts(module.text_inputs))
         os.rename(staging, final)
@@ -217,6 +223,32 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         write_model_server_config(base, model_name, out)
         write_batching_parameters(base)
     return final
+
+
+def set_method_name(saved_model_dir, signature_key, method_name):
+    """Sets a SignatureDef's `method_name` (tf.saved_model.save writes `tensorflow/serving/predict` for all).
+
+    Args:
+        saved_model_dir: str. A SavedModel directory.
+        signature_key: str. The signature.
+        method_name: str. E.g. `tensorflow/serving/classify`.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(path, "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    for meta_graph in saved_model.meta_graphs:
+        meta_graph.signature_def[signature_key].method_name = method_name
+    with open(path, "wb") as handle:
+        handle.write(saved_model.SerializeToString())
+    fingerprint = os.path.join(saved_model_dir, "fingerprint.pb")
+    if os.path.exists(fingerprint):  # its checksum covers saved_model.pb
+        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+
+        with open(fingerprint, "wb") as handle:
+            handle.write(fingerprinting.CreateFingerprintDef(saved_model_dir))
 
 
 def export_model_dir(model_dir, out, task=None, mixed_precision=None, **kwargs):

@@ -10,7 +10,6 @@ from keras_bert.data import (IGNORE_LABEL, DataError, align_word_labels, labels_
 from keras_bert.models import BertTokenClassifier
 from keras_bert.tasks import base
 from keras_bert.tasks.question_answering import to_char_offsets
-from keras_bert.tokenization import keep_first
 from keras_bert.trainer import metrics as task_metrics
 
 FORMATS = ("conll", "offsets")
@@ -206,21 +205,19 @@ class TokenClassification(base.TaskKind):
                 f.write("\n")
 
     def postprocess(self, module, texts):
+        """Entities of whole texts: texts longer than the window run as overlapping windows
+        (`keras_bert.data.document_windows`), each piece's tag from its max-context window, as evaluation does."""
         text = texts["text"]
-        tokenizer, packer = module.tokenizer, module.packer
-        ids, byte_starts, byte_ends = tokenizer.tokenize_with_offsets(text)
-        (ids,) = packer.truncate((tf.cast(ids, tf.int32),))
-        lengths = ids.row_lengths()
-        byte_starts, byte_ends = keep_first(byte_starts, lengths), keep_first(byte_ends, lengths)
+        ids, byte_starts, byte_ends = module.tokenizer.tokenize_with_offsets(text)
+        ids = tf.cast(ids, tf.int32)
         char_starts, char_ends = to_char_offsets(text, byte_starts), to_char_offsets(text, byte_ends)
-        probabilities = tf.nn.softmax(tf.cast(module.run_model(packer(ids)), tf.float32), axis=-1)
         rows = ids.value_rowids()
         index_in_row = tf.range(tf.size(ids.flat_values, out_type=tf.int64)) - tf.gather(ids.row_splits, rows)
-        piece_probs = tf.gather_nd(probabilities, tf.stack([rows, index_in_row + 1], axis=1))  # skip [CLS]
-        # A word starts at every piece that is not a "##" continuation (and at each row's first piece);
-        # its tag is its first piece's tag, as in training.
+        # A word starts at every piece that is not a "##" continuation (and at each row's first piece).
         word_start = tf.logical_or(
             tf.logical_not(tf.gather(tf.constant(module.is_continuation), ids.flat_values)), index_in_row == 0)
+        piece_probs = max_context_probabilities(module, ids, word_start, module.max_length - 2, module.doc_stride)
+        # A word's tag is its first piece's tag, as in training.
         word_index = tf.cumsum(tf.cast(word_start, tf.int64)) - 1
         num_words = tf.reduce_sum(tf.cast(word_start, tf.int64))
         word_tag = tf.boolean_mask(tf.argmax(piece_probs, axis=-1), word_start)
@@ -261,6 +258,90 @@ class TokenClassification(base.TaskKind):
                                        batch_size=batch_size, shuffle=shuffle, seed=seed, pad_to_longest=True,
                                        pad_token_id=model.preprocessor.tokenizer.pad_token_id)
         return dataset if y is not None else dataset.map(lambda x, _: x)
+
+
+def window_bounds(row_lengths, word_start, window, doc_stride):
+    """`keras_bert.data.document_windows` for every row of a batch, in TF ops.
+
+    Args:
+        row_lengths: int64 Tensor `[batch]`, pieces per row.
+        word_start: bool Tensor `[pieces]`, row after row: whether a piece starts a word (each row's first does).
+        window: int, most pieces a window holds.
+        doc_stride: int, pieces between window starts (at most half a window, as `document_windows`).
+
+    Returns:
+        `(rows, begins, ends)`, int64 Tensors `[windows]`: each window's row and `[begin, end)` in that row. An
+        empty row gets one empty window.
+    """
+    stride = max(1, min(int(doc_stride), window // 2))
+    row_lengths = tf.cast(row_lengths, tf.int64)
+    splits = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(row_lengths)], axis=0)
+    total = splits[-1]
+    starts = tf.concat([tf.where(word_start)[:, 0], [total]], axis=0)  # word starts, then a sentinel
+
+    def previous_start(i):  # the last word start <= i
+        index = tf.searchsorted(starts, tf.reshape(i + 1, [1]), side="left", out_type=tf.int64)[0] - 1
+        return tf.gather(starts, tf.maximum(index, 0))
+
+    def next_start(i):  # the first word start >= i (or the end)
+        index = tf.searchsorted(starts, tf.reshape(i, [1]), side="left", out_type=tf.int64)[0]
+        return tf.gather(starts, tf.minimum(index, tf.size(starts, out_type=tf.int64) - 1))
+
+    def body(row, begin, k, rows, begins, ends):
+        count, offset = row_lengths[row], splits[row]
+        candidate = previous_start(offset + begin + window) - offset  # do not split a word
+        end = tf.where(begin + window >= count, count,
+                       tf.where(candidate >= begin + 2, candidate, begin + 1))
+        index = tf.cast(k, tf.int32)
+        rows, begins, ends = rows.write(index, row), begins.write(index, begin), ends.write(index, end)
+        following = previous_start(offset + tf.minimum(begin + stride, end)) - offset
+        following = tf.where(following > begin, following, next_start(offset + begin + 1) - offset)
+        done = tf.logical_or(end >= count, following >= count)
+        return (tf.where(done, row + 1, row), tf.where(done, tf.constant(0, tf.int64), following), k + 1,
+                rows, begins, ends)
+
+    arrays = [tf.TensorArray(tf.int64, size=0, dynamic_size=True) for _ in range(3)]
+    zero = tf.constant(0, tf.int64)
+    _, _, _, rows, begins, ends = tf.while_loop(
+        lambda row, *_: row < tf.size(row_lengths, out_type=tf.int64), body, [zero, zero, zero, *arrays])
+    return rows.stack(), begins.stack(), ends.stack()
+
+
+def max_context_probabilities(module, ids, word_start, window, doc_stride):
+    """Tag probabilities of every piece, each from the window where it has the most context.
+
+    Windows as `window_bounds`; the max-context rule of `keras_bert.data.read_harem` (SQuAD's): the highest
+    `min(left, right context) + 0.01 * window length`, the first window on ties.
+
+    Args:
+        module: `ServingModule`. Runs the model (`packer`, `run_model`).
+        ids: int32 RaggedTensor `[batch, (pieces)]`, untruncated.
+        word_start: bool Tensor `[pieces]`, flat.
+        window: int, pieces per window (the sequence length less [CLS] and [SEP]).
+        doc_stride: int, pieces between window starts.
+
+    Returns:
+        float32 Tensor `[pieces, tags]`, flat in `ids` order.
+    """
+    rows, begins, ends = window_bounds(ids.row_lengths(), word_start, window, doc_stride)
+    first = tf.gather(ids.row_splits, rows) + begins
+    flat_index = tf.ragged.range(first, first + ends - begins)
+    window_ids = tf.RaggedTensor.from_row_splits(tf.gather(ids.flat_values, flat_index.flat_values),
+                                                 flat_index.row_splits)
+    probabilities = tf.nn.softmax(tf.cast(module.run_model(module.packer(window_ids)), tf.float32), axis=-1)
+    entry_window = flat_index.value_rowids()
+    piece = flat_index.flat_values
+    position = piece - tf.gather(first, entry_window)  # in the window
+    left = tf.cast(position, tf.float64)
+    length = tf.cast(tf.gather(ends - begins, entry_window), tf.float64)
+    score = tf.minimum(left, length - 1.0 - left) + 0.01 * length  # float64: the reader's Python floats
+    total = tf.size(ids.flat_values, out_type=tf.int64)
+    is_best = tf.equal(score, tf.gather(tf.math.unsorted_segment_max(score, piece, total), piece))
+    first_best = -tf.math.unsorted_segment_max(tf.where(is_best, -entry_window, tf.int64.min + 1), piece, total)
+    chosen = tf.logical_and(is_best, tf.equal(entry_window, tf.gather(first_best, piece)))
+    chosen_probabilities = tf.gather_nd(probabilities, tf.stack(
+        [tf.boolean_mask(entry_window, chosen), tf.boolean_mask(position, chosen) + 1], axis=1))  # +1: [CLS]
+    return tf.math.unsorted_segment_sum(chosen_probabilities, tf.boolean_mask(piece, chosen), total)
 
 
 def predict_tags(model, x, batch_size=32):

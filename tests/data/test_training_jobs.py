@@ -52,3 +52,21 @@ def test_prepare_pretraining_job(tmp_path, capsys):
     assert prepare_pretraining.main(args) == 0  # deterministic output
     assert (out / "pretraining-00000-of-00002.tfrecord.gz").read_bytes() == first
     assert "instances:" in capsys.readouterr().out
+
+
+def test_prepare_pretraining_invalid_utf8_flag(tmp_path, capsys):
+    if not os.path.exists(UNCASED_VOCAB):
+        pytest.skip(f"{UNCASED_VOCAB} not found (../shared/data is absent)")
+    from keras_bert.trainer import run
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(CORPUS.encode("utf-8") * 4 + b"bad \xff byte here\n")
+    args = ["--corpus", str(corpus), "--vocab", UNCASED_VOCAB, "--out", str(tmp_path / "shards"),
+            "--max-seq-length", "32", "--max-predictions-per-seq", "5", "--dupe-factor", "1"]
+    with pytest.raises(SystemExit) as exit_info:
+        run(prepare_pretraining.main, args)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "error: " in error and "corpus.txt:21: not UTF-8" in error
+    assert prepare_pretraining.main(args + ["--on-bad-file", "report"]) == 0
+    assert "invalid_utf8_line" in capsys.readouterr().out

@@ -6,6 +6,7 @@ Written independently of the in-graph post-processing of `keras_bert.export.modu
 import numpy as np
 import tensorflow as tf
 
+from keras_bert.data.ner import document_windows
 from keras_bert.export import MASK_TEXT, parse_tag
 from keras_bert.tokenization import BertPacker, BertTokenizer
 
@@ -89,15 +90,30 @@ class Reference:
         return ids[:limit], starts[:limit], ends[:limit], [char(s) for s in starts[:limit]], \
             [char(e) for e in ends[:limit]]
 
-    def ner(self, texts, labels):
-        rows = [self._pieces_with_offsets(t, self.max_length - 2) for t in texts]
-        _, logits = self._run([[r[0] for r in rows]])
-        probabilities = _softmax(logits)
+    def ner(self, texts, labels, doc_stride=128):
+        """Whole-text entities: windows of `document_windows`, each piece from its max-context window."""
+        rows = [self._pieces_with_offsets(t, 10 ** 6) for t in texts]
+        window = self.max_length - 2
+        windows = []  # (row, begin, end)
+        for b, row in enumerate(rows):
+            starts = [-1 if i and self.vocabulary[t].startswith("##") else 0 for i, t in enumerate(row[0])]
+            windows += [(b, begin, end) for begin, end in document_windows(starts, window, doc_stride)] or [(b, 0, 0)]
+        _, logits = self._run([[rows[b][0][begin:end] for b, begin, end in windows]])
+        window_probabilities = _softmax(logits)
         results = []
         for b, (text, (ids, _, _, char_starts, char_ends)) in enumerate(zip(texts, rows)):
+            probabilities = [None] * len(ids)
+            best = [-1.0] * len(ids)
+            for w, (row, begin, end) in enumerate(windows):
+                if row != b:
+                    continue
+                for position in range(begin, end):
+                    score = min(position - begin, end - 1 - position) + 0.01 * (end - begin)
+                    if score > best[position]:
+                        best[position], probabilities[position] = score, window_probabilities[w, position - begin + 1]
             words = []  # [tag, score, start, end]
             for i, token_id in enumerate(ids):
-                p = probabilities[b, i + 1]
+                p = probabilities[i]
                 if i == 0 or not self.vocabulary[token_id].startswith("##"):
                     words.append([labels[int(p.argmax())], float(p.max()), char_starts[i], char_ends[i]])
                 else:

@@ -149,3 +149,62 @@ def test_classification_exported_in_mixed_bfloat16(model_dirs, tmp_path):
     expected = Reference(keras_bert.load(model_dir), VOCAB, MAX_POSITIONS).classification(TEXTS, CLASS_LABELS)
     assert outputs["probabilities"].dtype == np.float32
     np.testing.assert_allclose(outputs["probabilities"], expected["probabilities"], atol=0.05)
+
+
+def _examples(**columns):
+    import tensorflow as tf
+
+    names = list(columns)
+    return [tf.train.Example(features=tf.train.Features(feature={
+        name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
+        for name, value in zip(names, row)})).SerializeToString() for row in zip(*columns.values())]
+
+
+def test_classification_signature_for_tf_serving_classify(exported):
+    """`classification`: method tensorflow/serving/classify, tf.Examples in `inputs`, `classes` and `scores`."""
+    _, served, _ = exported("classification")
+    signature = served.signature_defs["classification"]
+    assert signature.method_name == "tensorflow/serving/classify"
+    assert set(signature.inputs) == {"inputs"} and set(signature.outputs) == {"classes", "scores"}
+    outputs = served.run("classification", {"inputs": _examples(text=TEXTS)})
+    by_text = served.run("serving_default", {"text": TEXTS})
+    assert decode(outputs["classes"]).tolist() == [CLASS_LABELS] * len(TEXTS)
+    np.testing.assert_allclose(outputs["scores"], by_text["probabilities"], atol=1e-6)
+
+
+def test_regression_signature_for_tf_serving_regress(exported):
+    _, served, _ = exported("regression_pair")
+    signature = served.signature_defs["regression"]
+    assert signature.method_name == "tensorflow/serving/regress"
+    assert set(signature.inputs) == {"inputs"} and set(signature.outputs) == {"outputs"}
+    outputs = served.run("regression", {"inputs": _examples(text=TEXTS, text_pair=PAIRS)})
+    by_text = served.run("serving_default", {"text": TEXTS, "text_pair": PAIRS})
+    np.testing.assert_allclose(outputs["outputs"], by_text["score"], atol=1e-6)
+
+
+def test_ner_windows_are_the_evaluation_windows(tmp_path):
+    """The reference's windows and max-context choice (used above for texts over the window) are read_harem's."""
+    import json
+
+    from keras_bert.data import read_harem
+    from keras_bert.data.ner import document_windows
+    from keras_bert.tokenization import BertTokenizer
+
+    text = TEXTS[2]
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps([{"doc_text": text, "entities": []}]))
+    tokenizer = BertTokenizer(VOCAB, lowercase=True)
+    examples = read_harem(str(path), tokenizer, classes=["PER"], sequence_length=MAX_POSITIONS, doc_stride=128)
+    assert len(examples) > 1  # the text is longer than one window
+    ids = tokenizer(np.array([text])).to_list()[0]
+    starts = [-1 if i and VOCAB[t].startswith("##") else 0 for i, t in enumerate(ids)]
+    windows = document_windows(starts, MAX_POSITIONS - 2, 128)
+    assert [(p[1], p[-2] + 1) for p in examples.positions] == windows
+    chosen = {}
+    for row, (begin, end) in enumerate(windows):  # the reference's rule, first window on ties
+        for position in range(begin, end):
+            score = min(position - begin, end - 1 - position) + 0.01 * (end - begin)
+            if position not in chosen or score > chosen[position][0]:
+                chosen[position] = (score, row)
+    for row, (positions, marks) in enumerate(zip(examples.positions, examples.max_context)):
+        assert [p >= 0 and chosen[p][1] == row for p in positions] == list(marks)

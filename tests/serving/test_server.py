@@ -237,7 +237,8 @@ BAD_REQUESTS = {
                                    + b"]" * 100_000 + b"}", 413, "exceeds the limit"),
     "too_large": (_PREDICT, {"inputs": {"text": ["x" * (2 * MAX_BODY_BYTES)]}}, 413,
                   "exceeds the limit"),
-    "bad_path": ("/v1/models/tiny:explain", {"inputs": ["a"]}, 404, "Malformed request"),
+    "bad_path": ("/v1/models/tiny:explain", {"inputs": ["a"]}, 400,
+                 "Malformed request: POST /v1/models/tiny:explain"),
 }
 
 
