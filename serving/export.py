@@ -10,7 +10,8 @@ python -m serving.export --model runs/minilm --task embedding --pooling mean --o
 
 Writes `OUT/<version>/` (temp dir + rename; version = next integer by default) with
 the signatures `serving_default` (raw strings), `serve_ids` (int32 ids) and
-`serve_examples` (serialized tf.Example), warmup records in `assets.extra/`, and
+`serve_examples` (serialized tf.Example) and, with `--explain`, `explain` (raw text in; tokens, word
+attributions and the prediction out), warmup records in `assets.extra/`, and
 `models.config` + `batching_parameters.txt` next to `OUT` (in BASE).
 """
 
@@ -45,6 +46,10 @@ def parse_args(argv=None):
     parser.add_argument("--max-answer-length", type=int, default=30, help="qa task: longest answer, in word pieces")
     parser.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
                         help="dtype policy of the exported graph (default float32); outputs stay float32")
+    parser.add_argument("--explain", action="store_true",
+                        help="classification/regression: add the `explain` signature (raw text in; tokens, word "
+                             "attributions by Integrated Gradients and the prediction out)")
+    parser.add_argument("--explain-steps", type=int, default=50, help="--explain: Integrated Gradients steps")
     parser.add_argument("--no-warmup", action="store_true", help="do not write TF Serving warmup records")
     return parser.parse_args(argv)
 
@@ -66,7 +71,8 @@ def main(argv=None):
         path = export_model_dir(args.model, args.out, args.task, version=args.version, max_length=args.max_length,
                                 pooling=args.pooling, pair=args.pair, top_k=args.top_k,
                                 max_answer_length=args.max_answer_length, warmup=not args.no_warmup,
-                                mixed_precision=args.mixed_precision)
+                                mixed_precision=args.mixed_precision,
+                                explain_steps=args.explain_steps if args.explain else None)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
