@@ -134,7 +134,7 @@ def integrate(model, inputs, baseline, target_fn, steps=50, batch_size=None, for
             values = target_fn(forward(tiled, tf.cast(tf.reshape(path, (-1, shape[1], shape[2])), dtype)))
             values = tf.reshape(tf.cast(values, tf.float32), (n, batch))
         gradients = tape.gradient(values, path)  # [n, batch, seq, hidden]
-        total += tf.einsum("n,nbsh->bsh", tf.constant(chunk_weights), gradients)
+        total += tf.reduce_sum(tf.constant(chunk_weights)[:, None, None, None] * gradients, axis=0)
     mask = tf.cast(inputs["padding_mask"], tf.float32)
     attributions = tf.reduce_sum(total * difference, axis=-1) * mask
     # f at the baseline and at the input, through the same graph as the path points.
@@ -391,3 +391,131 @@ def attention_maps(model, inputs):
     """Every layer's attention probabilities for packed `inputs`: numpy `[layers, batch, heads, seq, seq]`."""
     encoder = model.encoder if hasattr(model, "encoder") else model
     return np.stack([np.asarray(a) for a in encoder.attentions({k: tf.constant(v) for k, v in inputs.items()})])
+
+
+# --------------------------------------------------------------------------- in the TF graph: the `explain` signature
+
+SERVED_KINDS = ("classification", "regression")
+
+
+def explain_texts(module, texts, steps=50, baseline="pad"):
+    """Integrated Gradients of a batch of raw texts inside the TF graph: the export's `explain` signature.
+
+    Explains the predicted class's probability (classification) or the score (regression), with the same
+    tokenizer, baseline and quadrature as `integrated_gradients`, so the numbers agree with the library.
+
+    Args:
+        module: `keras_bert.export.ServingModule` (its tokenizer, packer, model, vocabulary).
+        texts: dict of tf.string Tensors `[batch]` keyed by `module.text_inputs`.
+        steps: int. Quadrature points (all run in one forward pass per request).
+        baseline: str. `"pad"`, `"mask"` or `"zeros"`.
+
+    Returns:
+        dict of dense Tensors: `tokens` `[batch, seq]` (empty strings at padding), `token_attributions`
+        `[batch, seq]`, `words` `[batch, words]` (the input's own characters; empty strings pad),
+        `word_attributions`, `word_starts`, `word_ends` (code points, end exclusive; -1 pads), `word_segments`
+        (0: text, 1: text_pair), `prediction` (the explained output), `baseline_prediction`,
+        `completeness_delta` `[batch]`, and `label` (classification) `[batch]`.
+    """
+    from keras_bert.tasks.question_answering import to_char_offsets
+    from keras_bert.tokenization import keep_first
+
+    kind = module.task
+    if kind not in SERVED_KINDS:
+        raise ValueError(f"--explain applies to {', '.join(SERVED_KINDS)} exports, not {kind!r}")
+    tokenizer, packer, model = module.tokenizer, module.packer, module.model
+    strings = [texts[name] for name in module.text_inputs]
+    pieces = [tokenizer.tokenize_with_offsets(s) for s in strings]
+    segments = packer.truncate(tuple(tf.cast(ids, tf.int32) for ids, _, _ in pieces))
+    inputs = packer(segments if len(segments) == 2 else segments[0])
+    inputs = {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
+    length = tf.shape(inputs["token_ids"])[1]
+
+    # Per packed position: segment, byte and character span (-1 at [CLS], [SEP] and padding), as the packer lays out.
+    def packed(values_per_segment, fill):
+        batch = tf.shape(inputs["token_ids"])[0]
+        column = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], tf.constant(fill, tf.int64)))
+        parts = [column]
+        for values in values_per_segment:
+            parts += [tf.cast(values, tf.int64), column]
+        dense = tf.concat(parts, axis=1).to_tensor(default_value=fill)
+        return dense[:, :length]
+
+    kept = [tuple(keep_first(v, seg.row_lengths()) for v in (starts, ends)) for seg, (_, starts, ends)
+            in zip(segments, pieces)]
+    byte_starts = packed([s for s, _ in kept], -1)
+    byte_ends = packed([e for _, e in kept], -1)
+    char_starts = packed([to_char_offsets(text, s) for text, (s, _) in zip(strings, kept)], -1)
+    char_ends = packed([to_char_offsets(text, e) for text, (_, e) in zip(strings, kept)], -1)
+    real = byte_starts >= 0
+
+    # The target: the predicted class's probability, or the score.
+    outputs = tf.cast(model(inputs, training=False), tf.float32)
+    if kind == "classification":
+        index = tf.argmax(outputs, axis=-1, output_type=tf.int32)
+
+        def target_fn(out):
+            rows = tf.tile(index, [tf.shape(out)[0] // tf.shape(index)[0]])
+            return tf.gather(tf.nn.softmax(tf.cast(out, tf.float32), axis=-1), rows, batch_dims=1)
+    else:
+        def target_fn(out):
+            return tf.reshape(tf.cast(out, tf.float32), (-1,))
+
+    if baseline == "zeros":
+        base = "zeros"
+    else:
+        replacement = tokenizer.pad_token_id if baseline == "pad" else tokenizer.mask_token_id
+        base = baseline_ids(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"],
+                            (tokenizer.cls_token_id, tokenizer.sep_token_id), replacement)
+    result = integrate(model, inputs, base, target_fn, steps=steps)
+    attributions = result["attributions"]  # [CLS]/[SEP] keep theirs (zero unless the baseline is zeros).
+
+    # Words: a piece that is not a "##" continuation starts one; sums, spans and text per word.
+    continuation = tf.gather(tf.constant(module.is_continuation), inputs["token_ids"])
+    starts_word = real & ~(continuation & tf.concat([tf.zeros_like(real[:, :1]), real[:, :-1]], axis=1))
+    word_index = tf.cumsum(tf.cast(starts_word, tf.int32), axis=1) - 1
+    num_words = tf.reduce_max(tf.concat([tf.reduce_sum(tf.cast(starts_word, tf.int32), axis=1), [0]], 0))
+    batch = tf.shape(inputs["token_ids"])[0]
+    flat = tf.where(real, word_index + tf.range(batch)[:, None] * length, batch * length)  # Non-real: a spare slot.
+    slots = batch * length + 1
+
+    def per_word(values, reduce, empty):
+        dense = reduce(tf.reshape(values, (-1,)), tf.reshape(flat, (-1,)), slots)[:-1]
+        dense = tf.reshape(dense, (batch, length))[:, :num_words]
+        has = tf.range(num_words)[None, :] < tf.reduce_sum(tf.cast(starts_word, tf.int32), axis=1)[:, None]
+        return tf.where(has, dense, tf.cast(empty, dense.dtype))
+
+    word_attributions = per_word(attributions, tf.math.unsorted_segment_sum, 0.0)
+    big = tf.constant(2 ** 62, tf.int64)
+    word_byte_starts = per_word(tf.where(real, byte_starts, big), tf.math.unsorted_segment_min, -1)
+    word_byte_ends = per_word(byte_ends, tf.math.unsorted_segment_max, -1)
+    word_starts = per_word(tf.where(real, char_starts, big), tf.math.unsorted_segment_min, -1)
+    word_ends = per_word(char_ends, tf.math.unsorted_segment_max, -1)
+    segment_of_token = tf.where(real, inputs["segment_ids"], 0)
+    word_segments = per_word(segment_of_token, tf.math.unsorted_segment_max, -1)
+    has_word = word_starts >= 0
+    words = tf.zeros_like(word_starts, tf.string)
+    for segment, text in enumerate(strings):
+        repeated = tf.repeat(text[:, None], tf.shape(word_starts)[1], axis=1)
+        mine = has_word & tf.equal(word_segments, segment)
+        piece = tf.strings.substr(repeated, tf.where(mine, word_byte_starts, 0),
+                                  tf.where(mine, word_byte_ends - word_byte_starts, 0), unit="BYTE")
+        words = tf.where(mine, piece, words)
+
+    vocabulary = tf.constant(module.vocabulary)
+    tokens = tf.where(tf.cast(inputs["padding_mask"], tf.bool), tf.gather(vocabulary, inputs["token_ids"]), "")
+    served = {
+        "tokens": tokens,
+        "token_attributions": attributions,
+        "words": words,
+        "word_attributions": word_attributions,
+        "word_starts": tf.cast(word_starts, tf.int32),
+        "word_ends": tf.cast(word_ends, tf.int32),
+        "word_segments": tf.cast(word_segments, tf.int32),
+        "prediction": result["prediction"],
+        "baseline_prediction": result["baseline_prediction"],
+        "completeness_delta": tf.reduce_sum(attributions, axis=1) - (result["prediction"] - result["baseline_prediction"]),
+    }
+    if kind == "classification":
+        served["label"] = tf.gather(tf.constant(module.class_names), index)
+    return served

@@ -12,7 +12,8 @@ Writes `OUT/<version>/` (temp dir + rename; version = next integer by default) w
 the signatures `serving_default` (raw strings), `serve_ids` (int32 ids) and
 `serve_examples` (serialized tf.Example), for classification/regression also TF Serving's
 `classification` / `regression` signature (tf.Examples in `inputs`, served by `:classify` /
-`:regress`), warmup records in `assets.extra/`, and
+`:regress`), with `--explain` also `explain` (raw text in; tokens, word
+attributions and the prediction out), warmup records in `assets.extra/`, and
 `models.config` + `batching_parameters.txt` next to `OUT` (in BASE).
 """
 
@@ -50,6 +51,10 @@ def parse_args(argv=None):
                              "than --max-length (at most half a window)")
     parser.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
                         help="dtype policy of the exported graph (default float32); outputs stay float32")
+    parser.add_argument("--explain", action="store_true",
+                        help="classification/regression: add the `explain` signature (raw text in; tokens, word "
+                             "attributions by Integrated Gradients and the prediction out)")
+    parser.add_argument("--explain-steps", type=int, default=50, help="--explain: Integrated Gradients steps")
     parser.add_argument("--no-warmup", action="store_true", help="do not write TF Serving warmup records")
     return parser.parse_args(argv)
 
@@ -72,7 +77,8 @@ def main(argv=None):
                                 pooling=args.pooling, pair=args.pair, top_k=args.top_k,
                                 max_answer_length=args.max_answer_length, warmup=not args.no_warmup,
                                 doc_stride=args.doc_stride,
-                                mixed_precision=args.mixed_precision)
+                                mixed_precision=args.mixed_precision,
+                                explain_steps=args.explain_steps if args.explain else None)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

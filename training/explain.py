@@ -63,13 +63,13 @@ def parse_args(argv=None):
     parser = JobArgumentParser(prog="python -m training.explain", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML file of ExplainConfig keys (flags override it)")
     add_config_flags(parser, ExplainConfig)
+    for action in parser._actions:  # Free text stays the string given (YAML would read "  " as null, "1" as 1).
+        if action.dest in ("text", "text_pair", "target"):
+            action.type = str
     parser.add_argument("--projector", action="store_true",
                         help="write TensorBoard projector files of the --file texts' embeddings to --out")
     args = vars(parser.parse_args(argv))
     projector = args.pop("projector")
-    for name in ("text", "text_pair", "target"):  # Free text: keep it a string whatever YAML makes of it.
-        if args.get(name) is not None and not isinstance(args[name], str):
-            args[name] = str(args[name])
     return load_config(ExplainConfig, args.pop("config"), args), projector
 
 
@@ -199,15 +199,16 @@ def attention_grid(maps, tokens, max_tokens):
     """`[layers, heads, seq, seq]` maps as a grid of SVGs: a row per layer, a column per head."""
     layers, heads, n = maps.shape[0], maps.shape[1], maps.shape[-1]
     shown = min(n, max_tokens)
+    size = max(60, min(150, 1100 // heads - 6))  # A row of heads fits a 1200 pixel window.
     cells = []
     for layer in range(layers):
         for head in range(heads):
-            cells.append(f'<figure>{attention_svg(maps[layer, head, :shown, :shown], tokens[:shown])}'
+            cells.append(f'<figure>{attention_svg(maps[layer, head, :shown, :shown], tokens[:shown], size)}'
                          f'<figcaption>layer {layer + 1}, head {head + 1}</figcaption></figure>')
     note = f" (first {shown} of {n} tokens)" if shown < n else ""
     return (f'<p class="note">Rows: the attending token (query); columns: the attended token (key); darker is more '
             f'attention{note}. Tokens: {html.escape(" ".join(tokens[:shown]))}</p>'
-            f'<div class="grid" style="grid-template-columns: repeat({heads}, 156px)">{"".join(cells)}</div>')
+            f'<div class="grid" style="grid-template-columns: repeat({heads}, {size + 6}px)">{"".join(cells)}</div>')
 
 
 def prediction_rows(model, result):

@@ -90,10 +90,12 @@ class ServingModule(tf.Module):
         max_answer_length: int. For qa: the longest answer, in word pieces.
         doc_stride: int. For token_classification: pieces between the starts of the overlapping windows
             of a text longer than `max_length` (at most half a window), as `keras_bert.data.read_harem`.
+        explain_steps: int or None. Add the `explain` signature (`keras_bert.explain.explain_texts`:
+            Integrated Gradients with this many steps; classification and regression).
     """
 
     def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=5,
-                 max_answer_length=30, doc_stride=128):
+                 max_answer_length=30, doc_stride=128, explain_steps=None):
         super().__init__(name="keras_bert_serving")
         self.kind = tasks.get(task)
         if pair and task not in ("classification", "regression"):
@@ -119,6 +121,7 @@ class ServingModule(tf.Module):
         self.top_k = min(int(top_k), self.tokenizer.vocabulary_size())
         self.max_answer_length = int(max_answer_length)
         self.doc_stride = int(doc_stride)
+        self.explain_steps = None if explain_steps is None else int(explain_steps)
         self.vocabulary = self.tokenizer.get_vocabulary()
         self.is_continuation = np.array([t.startswith("##") for t in self.vocabulary], dtype=bool)
         if task in ("classification", "token_classification"):
@@ -173,6 +176,16 @@ class ServingModule(tf.Module):
         self.serve_ids = tf.function(
             serve_ids, input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in self.id_inputs])
 
+        if self.explain_steps is not None:
+            from keras_bert.explain import SERVED_KINDS, explain_texts
+
+            if self.task not in SERVED_KINDS:
+                raise ValueError(f"--explain applies to {', '.join(SERVED_KINDS)} exports, not {self.task!r}")
+
+            def explain(*strings):
+                return explain_texts(self, dict(zip(names, strings)), steps=self.explain_steps)
+            self.explain = tf.function(explain, input_signature=[_string_spec(n) for n in names])
+
     @property
     def model(self):
         """keras.Model: the task model."""
@@ -197,6 +210,8 @@ class ServingModule(tf.Module):
         }
         if self.task in EXAMPLE_SIGNATURES:
             functions[EXAMPLE_SIGNATURES[self.task][0]] = self.classify_examples.get_concrete_function()
+        if self.explain_steps is not None:
+            functions["explain"] = self.explain.get_concrete_function()
         variables = {}
         for function in functions.values():
             for variable in function.variables:

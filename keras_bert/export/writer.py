@@ -166,7 +166,8 @@ def _write_atomically(path, text):
 
 
 def export(model, out, task, vocabulary, lowercase=True, version=None, max_length=None, pooling=None, pair=False,
-           top_k=5, max_answer_length=30, warmup=True, server_configs=True, doc_stride=128):
+           top_k=5, max_answer_length=30, warmup=True, server_configs=True, doc_stride=128,
+           explain_steps=None):
     """Exports a Keras model with its tokenizer as `out/<version>/` for TF Serving.
 
     Args:
@@ -184,6 +185,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         doc_stride: int. For token_classification: stride of the windows over long texts.
         warmup: bool. Write TF Serving warmup records.
         server_configs: bool. Write `models.config` and `batching_parameters.txt` in BASE.
+        explain_steps: int or None. Add the `explain` signature with this many Integrated Gradients steps.
 
     Returns:
         str: the version directory.
@@ -198,7 +200,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         task = tasks.for_model(model).name
     module = ServingModule(task_model(model, task, pooling), task, vocabulary, lowercase=lowercase,
                            max_length=max_length, pair=pair, top_k=top_k, max_answer_length=max_answer_length,
-                           doc_stride=doc_stride)
+                           doc_stride=doc_stride, explain_steps=explain_steps)
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)
     if version < 0:
