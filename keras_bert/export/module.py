@@ -75,11 +75,12 @@ class ServingModule(tf.Module):
             specials; None uses `default_max_length(model)`. Batches are padded
             only to their longest sequence.
         pair: bool. For classification/regression: inputs `text` and `text_pair`.
-        top_k: int. For fill_mask: number of predictions.
+        top_k: int or None. fill_mask: number of predictions (None: 5); summarization: most sentences
+            selected per aspect (None: 3).
         max_answer_length: int. For qa: the longest answer, in word pieces.
     """
 
-    def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=5,
+    def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=None,
                  max_answer_length=30):
         super().__init__(name="keras_bert_serving")
         self.kind = tasks.get(task)
@@ -103,7 +104,7 @@ class ServingModule(tf.Module):
         self.task = task
         self.pair = bool(pair)
         self.max_length = max_length
-        self.top_k = min(int(top_k), self.tokenizer.vocabulary_size())
+        self.top_k = min(int(self.kind.default_top_k if top_k is None else top_k), self.tokenizer.vocabulary_size())
         self.max_answer_length = int(max_answer_length)
         self.vocabulary = self.tokenizer.get_vocabulary()
         self.is_continuation = np.array([t.startswith("##") for t in self.vocabulary], dtype=bool)
@@ -145,6 +146,8 @@ class ServingModule(tf.Module):
                                          "padding_mask": padding_mask})
         self.serve_ids = tf.function(
             serve_ids, input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in self.id_inputs])
+        if hasattr(self.kind, "id_signature"):  # Inputs other than packed [batch, seq] ids.
+            self.serve_ids = self.kind.id_signature(self)
 
     @property
     def model(self):

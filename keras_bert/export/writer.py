@@ -164,7 +164,7 @@ def _write_atomically(path, text):
 
 
 def export(model, out, task, vocabulary, lowercase=True, version=None, max_length=None, pooling=None, pair=False,
-           top_k=5, max_answer_length=30, warmup=True, server_configs=True):
+           top_k=None, max_answer_length=30, warmup=True, server_configs=True):
     """Exports a Keras model with its tokenizer as `out/<version>/` for TF Serving.
 
     Args:
@@ -177,7 +177,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         max_length: int or None. Truncation length; None: the model's maximum, at most 512.
         pooling: str or None. For embedding: "mean" (default) or "cls".
         pair: bool. For classification/regression: take `text` and `text_pair`.
-        top_k: int. For fill_mask: number of predictions.
+        top_k: int or None. fill_mask: number of predictions; summarization: sentences per aspect.
         max_answer_length: int. For qa: the longest answer in word pieces.
         warmup: bool. Write TF Serving warmup records.
         server_configs: bool. Write `models.config` and `batching_parameters.txt` in BASE.

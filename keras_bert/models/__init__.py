@@ -6,3 +6,4 @@ from keras_bert.models.pretrainer import BertPretrainer
 from keras_bert.models.task import Task
 from keras_bert.models.tasks import (BertClassifier, BertEmbedder, BertQuestionAnswerer, BertRegressor,
                                      BertTokenClassifier)
+from keras_bert.models.summarizer import BertExtractiveSummarizer
