@@ -26,6 +26,7 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
 # Text without newlines is split after . ! ? (and closing quotes/brackets) followed by whitespace and an
 # upper-case letter, digit or opening quote/bracket. The same RE2/Python pattern runs in the exported graph.
 SENTENCE_BOUNDARY = r"([.!?][\"')\]]*)[ \t\r\f\v]+([A-Z0-9\"'(\[])"
+_BOUNDARY_REWRITE = "\\1\n\\2"  # A real newline between the groups (RE2 rewrites know no \\n escape).
 _EDGE_SPACE = r"^[ \t\r\f\v]+|[ \t\r\f\v]+$"
 # Levels of the pointer-doubling chunk assignment in the graph: up to 2**12 chunks per document.
 _CHUNK_LEVELS = 12
@@ -37,7 +38,7 @@ def split_sentences(text):
     """The sentences of `text`: a newline always ends one; a line is split at `SENTENCE_BOUNDARY` only when
     the text has no newline. Empty sentences are dropped (as in the exported graph)."""
     if "\n" not in text:
-        text = re.sub(SENTENCE_BOUNDARY, r"\1\n\2", text)
+        text = re.sub(SENTENCE_BOUNDARY, _BOUNDARY_REWRITE, text)
     parts = (re.sub(_EDGE_SPACE, "", part) for part in text.split("\n"))
     return [part for part in parts if part]
 
@@ -481,7 +482,7 @@ def unsupervised_summarize(embedder, documents, top_k=3, method="kmeans", trigra
 def graph_sentences(text):
     """Ragged `[batch, (sentences)]` strings: `split_sentences` with TF Serving ops."""
     has_newline = tf.strings.regex_full_match(text, "(?s).*\n.*")
-    text = tf.where(has_newline, text, tf.strings.regex_replace(text, SENTENCE_BOUNDARY, r"\1\n\2"))
+    text = tf.where(has_newline, text, tf.strings.regex_replace(text, SENTENCE_BOUNDARY, _BOUNDARY_REWRITE))
     parts = tf.strings.split(text, "\n")
     parts = tf.strings.regex_replace(parts, _EDGE_SPACE, "")
     return tf.ragged.boolean_mask(parts, tf.strings.length(parts) > 0)
