@@ -174,6 +174,11 @@ class BertExtractiveSummarizer(Task):
         self.num_inter_layers = int(num_inter_layers)
         self.dropout = dropout
 
+    @property
+    def labels(self):
+        """list of str: the aspects (what `training.evaluate` reads and scores)."""
+        return list(self.aspects)
+
     def compile(self, optimizer="auto", **kwargs):
         """Compiles with the masked binary cross-entropy over sentences (mean over aspects)."""
         kwargs.pop("loss", None)
