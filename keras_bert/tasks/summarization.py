@@ -36,7 +36,14 @@ _CHUNK_LEVELS = 12
 
 def split_sentences(text):
     """The sentences of `text`: a newline always ends one; a line is split at `SENTENCE_BOUNDARY` only when
-    the text has no newline. Empty sentences are dropped (as in the exported graph)."""
+    the text has no newline. Empty sentences are dropped (as in the exported graph).
+
+    Example:
+    >>> split_sentences("It works. We tested it (twice)! See e.g. this one")
+    ['It works.', 'We tested it (twice)!', 'See e.g. this one']
+    >>> split_sentences("One line. Still one\\nTwo")
+    ['One line. Still one', 'Two']
+    """
     if "\n" not in text:
         text = re.sub(SENTENCE_BOUNDARY, _BOUNDARY_REWRITE, text)
     parts = (re.sub(_EDGE_SPACE, "", part) for part in text.split("\n"))
@@ -283,7 +290,12 @@ def trigrams(sentence):
 def select(scores, sentences, top_k=3, threshold=None, trigram_blocking=True):
     """Indices of the selected sentences in document order: the best-scoring first, at most `top_k`, each at
     least `threshold` (when given) and, with trigram blocking, sharing no word trigram with one chosen before.
-    The exported graph selects the same way."""
+    The exported graph selects the same way.
+
+    Example:
+    >>> select([0.9, 0.8, 0.1, 0.7], ["the cat sat on it", "a cat sat on it", "no", "dogs bark"], top_k=2)
+    [0, 3]
+    """
     chosen, seen = [], set()
     for index in sorted(range(len(sentences)), key=lambda i: (-scores[i], i)):
         if len(chosen) >= top_k or (threshold is not None and scores[index] < threshold):
