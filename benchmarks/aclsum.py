@@ -42,6 +42,18 @@ def rouge_table(documents, selections):
     return {a: [metrics[f"{a}_{n}"] for n in S.ROUGE_TYPES] for a in ASPECTS}, metrics
 
 
+def validation_scores(output, documents):
+    """The val sentence scores of the fine-tuning job's final validation (its predictions.jsonl), or None."""
+    path = os.path.join(output, "predictions.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    if [r["id"] for r in rows] != [d.id for d in documents]:
+        return None
+    return [{a: r[a]["scores"] for a in ASPECTS} for r in rows]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog="Unknown flags are passed to training.finetune.")
@@ -86,7 +98,7 @@ def main(argv=None):
                 for d, o in zip(documents, outputs)]
 
     t = time.perf_counter()
-    val_scores = scores(val)
+    val_scores = validation_scores(output, val) or scores(val)
     by_k = {k: rouge_table(val, selections(val, val_scores, {a: k for a in ASPECTS}))[0] for k in TOP_K_CHOICES}
     top_k = {a: max(TOP_K_CHOICES, key=lambda k: (by_k[k][a][0], k)) for a in ASPECTS}
     test_scores = scores(test)

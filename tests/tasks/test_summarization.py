@@ -259,12 +259,16 @@ def test_unsupervised_mode_same_format(init_dir):
 
 
 def test_export_round_trip_agrees_with_keras_and_uses_serving_ops(summarizer, tmp_path):
-    from keras_bert.export import export
     from keras_bert.export.ops import export_allowlist, saved_model_ops
+    from serving import export
     from tests.export.helpers import Tf1Model
 
-    path = export(summarizer, str(tmp_path / "models" / "summarizer"), "summarization",
-                  summarizer.preprocessor.tokenizer.get_vocabulary(), max_length=WINDOW)
+    model_dir = str(tmp_path / "model")
+    keras_bert.save(summarizer, model_dir)
+    out = tmp_path / "models" / "summarizer"
+    assert export.main(["--model", model_dir, "--task", "summarization", "--out", str(out),
+                        "--max-length", str(WINDOW)]) == 0
+    path = str(out / "1")
     assert not saved_model_ops(path) - export_allowlist(), sorted(saved_model_ops(path) - export_allowlist())
     texts = DOCUMENTS + [""]
     expected = summarizer.summarize(texts)
