@@ -353,28 +353,43 @@ def encode_documents(tokenizer, documents, window, max_chunks=None):
 
 
 def features_dataset(features, labels=None, aspects=(), batch_size=4, shuffle=False, seed=0, drop_remainder=False):
-    """A `tf.data.Dataset` of padded document batches (labels padded with -1), in order unless shuffled."""
-    def generate():
-        order = np.random.default_rng(seed + generate.calls).permutation(len(features)) if shuffle \
-            else range(len(features))
-        generate.calls += 1
-        for i in order:
-            if labels is None:
-                yield dict(features[i])
-            else:
-                yield dict(features[i]), {a: np.asarray(labels[i][a], np.float32) for a in aspects}
-    generate.calls = 0
-    x_spec = {name: tf.TensorSpec([None, None], tf.int32) for name in CHUNK_INPUTS}
-    x_spec.update({name: tf.TensorSpec([None], tf.int32) for name in SENTENCE_INPUTS})
+    """A `tf.data.Dataset` of padded document batches (labels padded with -1), in order unless shuffled.
+
+    Pure tf.data (ragged slices made dense per document, then padded per batch), so a checkpoint can save the
+    iterator; a document's chunks are padded only to its batch's widest chunk.
+    """
+    def chunks(name):
+        values = np.concatenate([f[name].reshape(-1) for f in features])
+        chunk_counts = [f[name].shape[0] for f in features]
+        widths = np.concatenate([[f[name].shape[1]] * f[name].shape[0] for f in features])
+        return tf.RaggedTensor.from_nested_row_lengths(tf.constant(values, tf.int32), [chunk_counts, widths])
+
+    def slots(rows, dtype):
+        return tf.RaggedTensor.from_row_lengths(tf.constant(np.concatenate(rows), dtype), [len(r) for r in rows])
+
+    x = {name: chunks(name) for name in CHUNK_INPUTS}
+    x.update({name: slots([f[name] for f in features], tf.int32) for name in SENTENCE_INPUTS})
     if labels is None:
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=x_spec)
-        return dataset.padded_batch(batch_size, drop_remainder=drop_remainder).prefetch(2)
-    y_spec = {a: tf.TensorSpec([None], tf.float32) for a in aspects}
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=(x_spec, y_spec))
-    padding = ({name: 0 for name in INPUTS}, {a: -1.0 for a in aspects})
-    padding = ({k: tf.constant(v, tf.int32) for k, v in padding[0].items()},
-               {k: tf.constant(v, tf.float32) for k, v in padding[1].items()})
+        dataset = tf.data.Dataset.from_tensor_slices(x)
+    else:
+        y = {a: slots([np.asarray(row[a], np.float32) for row in labels], tf.float32) for a in aspects}
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+
+    def dense(*element):
+        return tuple(keras_tree_dense(e) for e in element) if len(element) > 1 else keras_tree_dense(element[0])
+
+    dataset = dataset.map(dense)
+    padding = {name: tf.constant(0, tf.int32) for name in INPUTS}
+    if labels is not None:
+        padding = (padding, {a: tf.constant(-1.0, tf.float32) for a in aspects})
     return dataset.padded_batch(batch_size, padding_values=padding, drop_remainder=drop_remainder).prefetch(2)
+
+
+def keras_tree_dense(values):
+    """Ragged values of a dict made dense (a document's chunks padded to its widest)."""
+    return {k: v.to_tensor() if isinstance(v, tf.RaggedTensor) else v for k, v in values.items()}
 
 
 def predict_scores(model, dataset, counts):
