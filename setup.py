@@ -22,6 +22,7 @@ setup(
         "grpcio==1.85.1",
         "safetensors==0.8.0",
         "pyyaml==6.0.3",
+        "rouge-score==0.1.2",  # Google's ROUGE, the summarization metrics (pulls nltk)
         "numpy>=1.26,<2.5",
     ],
     extras_require={

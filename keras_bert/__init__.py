@@ -16,7 +16,8 @@ from keras_bert import layers  # noqa: E402
 from keras_bert import models  # noqa: E402
 from keras_bert.config import BertConfig  # noqa: E402
 from keras_bert.models import (BertClassifier, BertEmbedder, BertEncoder, BertPretrainer,  # noqa: E402
-                               BertQuestionAnswerer, BertRegressor, BertTokenClassifier)
+                               BertExtractiveSummarizer, BertQuestionAnswerer, BertRegressor,
+                               BertTokenClassifier)
 from keras_bert.saving import load, load_tokenizer, load_tokenizer_settings, save  # noqa: E402
 
 __version__ = "0.1.0"

@@ -42,7 +42,9 @@ def parse_args(argv=None):
                         help="truncation length in word pieces (default: the model's maximum, at most 512)")
     parser.add_argument("--pooling", choices=("mean", "cls"), default=None,
                         help="embedding task: mean over real tokens (default) or the [CLS] state")
-    parser.add_argument("--top-k", type=int, default=5, help="fill_mask task: number of predictions")
+    parser.add_argument("--top-k", type=int, default=None,
+                        help="fill_mask: number of predictions (default 5); summarization: sentences per aspect "
+                             "(default 3)")
     parser.add_argument("--pair", action="store_true",
                         help="classification/regression: inputs `text` and `text_pair`")
     parser.add_argument("--max-answer-length", type=int, default=30, help="qa task: longest answer, in word pieces")

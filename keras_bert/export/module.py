@@ -86,7 +86,8 @@ class ServingModule(tf.Module):
             specials; None uses `default_max_length(model)`. Batches are padded
             only to their longest sequence.
         pair: bool. For classification/regression: inputs `text` and `text_pair`.
-        top_k: int. For fill_mask: number of predictions.
+        top_k: int or None. fill_mask: number of predictions (None: 5); summarization: most sentences
+            selected per aspect (None: 3).
         max_answer_length: int. For qa: the longest answer, in word pieces.
         doc_stride: int. For token_classification: pieces between the starts of the overlapping windows
             of a text longer than `max_length` (at most half a window), as `keras_bert.data.read_harem`.
@@ -94,7 +95,7 @@ class ServingModule(tf.Module):
             Integrated Gradients with this many steps; classification and regression).
     """
 
-    def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=5,
+    def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=None,
                  max_answer_length=30, doc_stride=128, explain_steps=None):
         super().__init__(name="keras_bert_serving")
         self.kind = tasks.get(task)
@@ -118,7 +119,7 @@ class ServingModule(tf.Module):
         self.task = task
         self.pair = bool(pair)
         self.max_length = max_length
-        self.top_k = min(int(top_k), self.tokenizer.vocabulary_size())
+        self.top_k = min(int(self.kind.default_top_k if top_k is None else top_k), self.tokenizer.vocabulary_size())
         self.max_answer_length = int(max_answer_length)
         self.doc_stride = int(doc_stride)
         self.explain_steps = None if explain_steps is None else int(explain_steps)
@@ -175,6 +176,8 @@ class ServingModule(tf.Module):
                                          "padding_mask": padding_mask})
         self.serve_ids = tf.function(
             serve_ids, input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in self.id_inputs])
+        if hasattr(self.kind, "id_signature"):  # Inputs other than packed [batch, seq] ids.
+            self.serve_ids = self.kind.id_signature(self)
 
         if self.explain_steps is not None:
             from keras_bert.explain import SERVED_KINDS, explain_texts

@@ -166,7 +166,7 @@ def _write_atomically(path, text):
 
 
 def export(model, out, task, vocabulary, lowercase=True, version=None, max_length=None, pooling=None, pair=False,
-           top_k=5, max_answer_length=30, warmup=True, server_configs=True, doc_stride=128,
+           top_k=None, max_answer_length=30, warmup=True, server_configs=True, doc_stride=128,
            explain_steps=None):
     """Exports a Keras model with its tokenizer as `out/<version>/` for TF Serving.
 
@@ -180,7 +180,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         max_length: int or None. Truncation length; None: the model's maximum, at most 512.
         pooling: str or None. For embedding: "mean" (default) or "cls".
         pair: bool. For classification/regression: take `text` and `text_pair`.
-        top_k: int. For fill_mask: number of predictions.
+        top_k: int or None. fill_mask: number of predictions; summarization: sentences per aspect.
         max_answer_length: int. For qa: the longest answer in word pieces.
         doc_stride: int. For token_classification: stride of the windows over long texts.
         warmup: bool. Write TF Serving warmup records.

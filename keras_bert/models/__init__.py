@@ -7,3 +7,4 @@ from keras_bert.models.task import Task
 from keras_bert.models.tasks import (BertClassifier, BertEmbedder, BertQuestionAnswerer, BertRegressor,
                                      BertTokenClassifier)
 from keras_bert.models.distiller import BertDistiller
+from keras_bert.models.summarizer import BertExtractiveSummarizer

@@ -3,8 +3,8 @@ prediction writer and export post-processing (TensorFlow; the models themselves 
 
 Example:
 >>> from keras_bert import tasks
->>> tasks.KINDS
-('classification', 'regression', 'token_classification', 'question_answering', 'embedding', 'fill_mask')
+>>> tasks.KINDS[-2:]
+('fill_mask', 'summarization')
 >>> tasks.get("classification").model_class.__name__
 'BertClassifier'
 """
@@ -15,10 +15,11 @@ from keras_bert.tasks.embedding import Embedding
 from keras_bert.tasks.fill_mask import MASK_TEXT, FillMask
 from keras_bert.tasks.question_answering import QuestionAnswering, answer, best_answers, best_spans
 from keras_bert.tasks.regression import Regression
+from keras_bert.tasks.summarization import Summarization
 from keras_bert.tasks.token_classification import TagTable, TokenClassification, entity_scores, group_entities, predict_tags
 
 _KINDS = {kind.name: kind for kind in (Classification(), Regression(), TokenClassification(), QuestionAnswering(),
-                                       Embedding(), FillMask())}
+                                       Embedding(), FillMask(), Summarization())}
 KINDS = tuple(_KINDS)
 # The kinds `training.finetune` fits (the others have no loss of their own).
 TRAINABLE_KINDS = tuple(name for name, kind in _KINDS.items() if kind.trainable)

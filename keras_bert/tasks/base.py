@@ -37,6 +37,13 @@ class DataOptions:
         max_answer_length: int. Question answering: longest predicted answer, in pieces.
         eval_batch_size: int. Batch size of validation and prediction.
         max_eval_examples: int or None. Use only the first N dev examples.
+        aspects: list or None. Summarization: the aspects to train and score (ACLSum: challenge, approach,
+            outcome); None: those of the training file.
+        sections: list or None. Summarization (ACLSum): the paper sections read, in order; None: all.
+        top_k: int. Summarization: most sentences selected per aspect.
+        threshold: float or None. Summarization: select only sentences scoring at least this.
+        trigram_blocking: bool. Summarization: skip a sentence sharing a word trigram with a selected one.
+        oracle_sentences: int. Summarization: most sentences of a greedy-ROUGE oracle label set.
     """
 
     choices = {"data_format": ("auto", "csv", "tsv", "jsonl", "assin2", "conll", "offsets", "squad"),
@@ -56,6 +63,12 @@ class DataOptions:
     max_answer_length: int = 30
     eval_batch_size: int = 64
     max_eval_examples: typing.Optional[int] = None
+    aspects: typing.Optional[list] = dataclasses.field(default=None, metadata={"comma_separated": True})
+    sections: typing.Optional[list] = dataclasses.field(default=None, metadata={"comma_separated": True})
+    top_k: int = 3
+    threshold: typing.Optional[float] = None
+    trigram_blocking: bool = True
+    oracle_sentences: int = 3
 
     def check(self, task):
         """Raises `ValueError` for settings `task` (a kind name) cannot use."""
@@ -94,6 +107,7 @@ class TaskKind:
     text_inputs = ("text",)  # Inputs of the exported `serving_default` signature.
     output_name = None  # Name of the single raw output in `serve_ids`.
     trainable = True  # Has a loss, so `training.finetune` can fit it.
+    default_top_k = 5  # The export's `top_k` when none is given.
 
     # --- Data ---
     def read(self, path, options, tokenizer, *, batch_size, training, labels=None, seed=0, limit=None):
