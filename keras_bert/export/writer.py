@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert.export.module import MASK_TEXT, ServingModule, task_model
-from keras_bert.export.precision import is_quantized, load_for_precision
+from keras_bert.export.precision import check_precision, is_quantized, load_for_precision
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODELS_CONFIG_FILE = "models.config"
@@ -279,7 +279,8 @@ def export_model_dir(model_dir, out, task=None, precision=None, **kwargs):
     """
     import keras_bert
 
+    precision = check_precision(precision)
     settings = keras_bert.load_tokenizer_settings(model_dir, require_vocab=True)
     model = load_for_precision(model_dir, precision)
     return export(model, out, task, settings["vocab_file"], lowercase=settings.get("lowercase", True),
-                  precision=precision or "float32", **kwargs)
+                  precision=precision, **kwargs)
