@@ -38,7 +38,7 @@ def flops_per_sequence(config, seq, mode):
 
 # --------------------------------------------------------------------------- worker
 
-MATMUL_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+MATMUL_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 
 
 def machine_description():
