@@ -32,12 +32,12 @@ TARGETS = (("bfloat16", 1.8, 0.995), ("int8", 2.5, 0.99))
 ACCURACY_POINTS = 0.5  # dev accuracy within this many points of float32
 
 
-def export_all(model_dir, work_dir, precisions):
+def export_all(model_dir, work_dir, precisions, max_length=None):
     """Exports `model_dir` at each precision; returns `{precision: version directory}`."""
     from keras_bert.export import export_model_dir
 
     return {p: export_model_dir(model_dir, os.path.join(work_dir, f"sst2_{p}"), "classification", version=1,
-                                server_configs=False, precision=p) for p in precisions}
+                                server_configs=False, precision=p, max_length=max_length) for p in precisions}
 
 
 def load_warm(path):
@@ -80,6 +80,8 @@ def main(argv=None):
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--near-tie", type=float, default=0.1, help="float32 margin below which a flip is a near-tie")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="export truncation length (default: the model's; fewer int8 length buckets to compile)")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds per precision, alternated")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -94,7 +96,7 @@ def main(argv=None):
     examples = read_text_examples(args.dev_file)
     texts, labels = list(examples.texts_a), np.asarray(examples.labels)
     with tempfile.TemporaryDirectory() as work_dir:
-        paths = export_all(args.model, work_dir, precisions)
+        paths = export_all(args.model, work_dir, precisions, args.max_length)
         loaded = {p: load_warm(path) for p, path in paths.items()}
         probabilities, seconds = {}, {p: [] for p in precisions}
         for round_index in range(args.rounds):
