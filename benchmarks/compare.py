@@ -46,7 +46,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.harness import (CONFIGS, DEFAULT_CONFIGS, DTYPES, LABELS, PACKAGES, Variant, best_row,
+from benchmarks.harness import (CONFIGS, DEFAULT_CONFIGS, DTYPES, INT8, LABELS, PACKAGES, Variant, best_row,
                                 machine_description, make_runner, matmul_peak, missing_modules, print_row,
                                 print_table, random_batch, result_row, time_alternating)
 
@@ -61,16 +61,19 @@ def run_worker(args):
 
     preset, seq, batch = CONFIGS[args.worker]
     config = keras_bert.BertConfig.from_preset(preset, hidden_act="gelu_new")
-    peaks_before = matmul_peak()
+    int8 = INT8 in args.dtypes
+    peaks_before = matmul_peak(int8=int8)
     print(f"[{args.worker}] matmul peak GFLOP/s: {peaks_before}", flush=True)
     x, y = random_batch(config, seq, batch)
-    variants = [Variant(p, d, config) for d in args.dtypes for p in PACKAGES]
+    variants = [Variant(p, d, config) for d in args.dtypes for p in PACKAGES if d != INT8 or p == "ours"]
     results = []
     for mode in args.paths:
         for xla in args.xla:
             steps = (args.steps or 3) if mode in ("step", "fit") else args.infer_steps
             runners, compile_s = {}, {}
             for v in variants:
+                if v.dtype == INT8 and mode in ("step", "fit"):
+                    continue  # int8 is for inference (Keras' int8 layers train no weights)
                 try:
                     warmup, run = make_runner(v, mode, xla, x, y, steps)
                     start = time.perf_counter()
@@ -87,7 +90,7 @@ def run_worker(args):
                                      v.name, times[v.name], steps, peaks_before[v.dtype], compile_s[v.name])
                     results.append(row)
                     print_row(row)
-    peaks_after = matmul_peak()
+    peaks_after = matmul_peak(int8=int8)
     out = dict(config=args.worker, preset=preset, seq=seq, batch=batch, peaks_before=peaks_before,
                peaks_after=peaks_after, results=results, keras=keras.__version__, tensorflow=tf.__version__)
     with open(args.out, "w") as f:
@@ -173,6 +176,20 @@ def targets(rows, memory, real):
         if mode == "infer":
             ort = best_row(rows, config="base-128", mode=mode, package="ort", dtype="float32")
             ratio_line("BERT-base inference f32 ours / ONNX Runtime (ahead)", ours_f32, ort, 1.0)
+    # Low precision (bfloat16 / int8) against keras-hub, and each precision's share of its matmul peak.
+    hub_f32 = {m: best_row(rows, config="base-128", mode=m, package="hub", dtype="float32") for m in ("step", "infer")}
+    hub_bf16 = best_row(rows, config="base-128", mode="step", package="hub", dtype="bfloat16")
+    ours_bf16_step = best_row(rows, config="base-128", mode="step", package="ours", dtype="bfloat16")
+    ratio_line("BERT-base training bf16 ours / hub f32 (low precision)", ours_bf16_step, hub_f32["step"], 2.5)
+    ratio_line("BERT-base training bf16 ours / hub mixed_bfloat16", ours_bf16_step, hub_bf16, 1.5)
+    for dtype, threshold in (("bfloat16", 4.0), (INT8, 4.5)):
+        ours = best_row(rows, config="base-128", mode="infer", package="ours", dtype=dtype)
+        ratio_line(f"BERT-base inference {dtype} ours / hub f32", ours, hub_f32["infer"], threshold)
+    for dtype in (*DTYPES, INT8):
+        ours = best_row(rows, config="base-128", mode="infer", package="ours", dtype=dtype)
+        if ours and "peak_share" in ours:
+            out.append((f"BERT-base inference {dtype} share of its matmul peak  [{ours['variant']} xla={ours['xla']}]",
+                        ours["peak_share"], 0.6, ours["peak_share"] >= 0.6))
     for config in ("mini-128", "mini-512"):
         for mode in ("step", "infer", "fit", "predict"):
             ours = best_row(rows, config=config, mode=mode, package="ours")
@@ -219,7 +236,8 @@ def main(argv=None):
     parser.add_argument("--paths", nargs="+", default=["step", "infer", "fit", "predict"],
                         choices=["step", "infer", "fit", "predict"])
     parser.add_argument("--xla", nargs="+", default=["off", "on"], choices=["off", "on"])
-    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--dtypes", nargs="+", default=[*DTYPES, INT8], choices=[*DTYPES, INT8],
+                        help="int8: ours only, inference paths (Keras quantize('int8'))")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds per measurement")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--memory-dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
@@ -315,7 +333,8 @@ def main(argv=None):
             (peer_workers if "torch" in data else workers).append({k: v for k, v in data.items() if k != "results"})
             rows.extend(data["results"])
     # Background load moves the matmul peak: the share uses the best of the two peak measurements.
-    best_peaks = {w["config"]: {d: max(w["peaks_before"][d], w["peaks_after"][d]) for d in DTYPES} for w in workers}
+    best_peaks = {w["config"]: {d: max(w["peaks_before"][d], w["peaks_after"][d]) for d in w["peaks_before"]}
+                  for w in workers}
     for row in rows:
         if row["config"] in best_peaks:
             row["peak_share"] = row["gflops"] / best_peaks[row["config"]][row["dtype"]]
@@ -325,6 +344,8 @@ def main(argv=None):
           f"matmul peaks per worker (GFLOP/s, before/after): "
           + "; ".join(f"{w['config']}: f32 {w['peaks_before']['float32']:.0f}/{w['peaks_after']['float32']:.0f}, "
                       f"bf16 {w['peaks_before']['bfloat16']:.0f}/{w['peaks_after']['bfloat16']:.0f}"
+                      + (f", int8 (XLA, GOP/s) {w['peaks_before'][INT8]:.0f}/{w['peaks_after'][INT8]:.0f}"
+                         if INT8 in w["peaks_before"] else "")
                       for w in workers))
     print_table(rows)
     if memory:

@@ -22,6 +22,8 @@ CONFIGS = {
 DEFAULT_CONFIGS = ("mini-128", "mini-512", "base-128")
 PACKAGES = ("ours", "hub")
 DTYPES = ("float32", "bfloat16")
+# Ours only, inference paths: the float32 model after Keras `quantize("int8")` (`keras_bert.export.precision`).
+INT8 = "int8"
 PREDICTIONS = 20
 
 
@@ -38,7 +40,7 @@ def flops_per_sequence(config, seq, mode):
 
 # --------------------------------------------------------------------------- worker
 
-MATMUL_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+MATMUL_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 
 
 def machine_description():
@@ -81,8 +83,12 @@ def best_matmul_seconds(matmul, a, b, reps, wait=lambda result: result.numpy()):
     return best
 
 
-def matmul_peak(n=3072, reps=4):
-    """Best GFLOP/s of an n x n x n tf.matmul, float32 and bfloat16."""
+def matmul_peak(n=3072, reps=4, int8=False):
+    """Best GFLOP/s of an n x n x n tf.matmul, float32 and bfloat16 (and int8 x int8 -> int32 under XLA, GOP/s).
+
+    int8 is timed under XLA because that is where TensorFlow's int8 matmul is fast on CPU (plain
+    `tf.matmul` runs it in Eigen, slower than float32); the int8 models run under XLA too.
+    """
     import tensorflow as tf
 
     peaks = {}
@@ -91,6 +97,10 @@ def matmul_peak(n=3072, reps=4):
         b = tf.random.normal((n, n), dtype=tf.float32)
         a, b = tf.cast(a, dtype), tf.cast(b, dtype)
         peaks[dtype] = 2 * n ** 3 / best_matmul_seconds(tf.matmul, a, b, reps) / 1e9
+    if int8:
+        a, b = (tf.cast(tf.random.uniform((n, n), -127, 128, tf.int32), tf.int8) for _ in range(2))
+        matmul = tf.function(lambda x, y: tf.matmul(x, y, output_type=tf.int32), jit_compile=True)
+        peaks[INT8] = 2 * n ** 3 / best_matmul_seconds(matmul, a, b, reps) / 1e9
     return peaks
 
 
@@ -123,7 +133,9 @@ class Variant:
         import keras
 
         self.package, self.dtype, self.config = package, dtype, config
-        self.name = f"{package}-{'bf16' if dtype == 'bfloat16' else 'f32'}"
+        self.name = f"{package}-{ {'bfloat16': 'bf16', INT8: 'int8'}.get(dtype, 'f32') }"
+        if dtype == INT8 and package != "ours":
+            raise ValueError("the int8 variant is keras_bert's only")
         _set_policy(dtype)
         keras.utils.set_random_seed(1)
         if package == "ours":
@@ -133,6 +145,10 @@ class Variant:
             self.pretrainer = keras_bert.BertPretrainer(self.encoder)
             self.classifier = keras_bert.BertClassifier(self.encoder, num_classes=2)
             self.fit_model = self.pretrainer
+            if dtype == INT8:
+                from keras_bert.export.precision import quantize_int8
+
+                quantize_int8(self.pretrainer)  # the encoder's layers (shared by the classifier) and the heads
         else:
             import keras_hub
 

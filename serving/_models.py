@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from keras_bert.export import WARMUP_FILE, unservable_ops, version_dirs
+from keras_bert.export import WARMUP_FILE, unservable_ops, uses_xla, version_dirs
 from serving._errors import (
     ServingError,
     failed_precondition,
@@ -31,6 +31,9 @@ logger = logging.getLogger("serving")
 
 DEFAULT_SIGNATURE = "serving_default"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit on replayed warmup records
+# What TensorFlow answers when a model's XLA function is run with XLA:CPU JIT disabled
+# (TF Serving's default; `--xla_cpu_compilation_enabled=true` enables it).
+XLA_DISABLED_MESSAGE = "XLA compilation disabled"
 
 # tf.errors codes are the canonical codes; map them to names for ServingError.
 _TF_ERROR_NAMES = {
@@ -101,13 +104,19 @@ class Servable:
         name: str. The model name.
         version: int. The version number.
         path: str. The SavedModel directory.
+        xla_cpu_compilation_enabled: bool. As TF Serving's flag: without it a model with an
+            XLA-compiled (`jit_compile=True`) function is refused.
     """
 
-    def __init__(self, name, version, path):
+    def __init__(self, name, version, path, xla_cpu_compilation_enabled=False):
         self.name = name
         self.version = version
         self.path = path
         self.signature_defs = read_signature_defs(path)
+        if not xla_cpu_compilation_enabled and uses_xla(path):
+            raise ServingError(
+                "INTERNAL", f"{XLA_DISABLED_MESSAGE}: {path} has an XLA-compiled function "
+                            f"(start the server with --xla_cpu_compilation_enabled=true)")
         check_ops(path)
         self._loaded = tf.saved_model.load(path, tags=["serve"])
         self._functions = dict(self._loaded.signatures)
@@ -265,9 +274,11 @@ class ModelManager:
         run_fn: callable `(servable, signature_name, arrays)`, used for warmup.
         max_num_load_retries: int. Retries of a failed version load (one per
             poll), as TF Serving's flag of the same name.
+        xla_cpu_compilation_enabled: bool. Serve models with XLA-compiled functions (TF Serving's flag).
     """
 
-    def __init__(self, specs, run_fn, max_num_load_retries=5):
+    def __init__(self, specs, run_fn, max_num_load_retries=5, xla_cpu_compilation_enabled=False):
+        self._xla_cpu_compilation_enabled = bool(xla_cpu_compilation_enabled)
         self._models = {spec.name: _ModelState(spec) for spec in specs}
         self._run_fn = run_fn
         self._max_load_attempts = max_num_load_retries + 1
@@ -349,7 +360,7 @@ class ModelManager:
         self._set_state(model, version, "LOADING")
         logger.info("Loading %s version %d from %s", name, version, path)
         try:
-            servable = Servable(name, version, path)
+            servable = Servable(name, version, path, self._xla_cpu_compilation_enabled)
             replayed = servable.warmup(self._run_fn)
         except Exception as error:  # any load failure is reported, not fatal
             model.failures[version] = model.failures.get(version, 0) + 1

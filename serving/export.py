@@ -6,6 +6,7 @@ Examples:
 python -m serving.export --model runs/sst2/model --task classification --out /models/sst2
 python -m serving.export --model runs/pretrain/model --task fill_mask --out /models/mlm --top-k 10
 python -m serving.export --model runs/minilm --task embedding --pooling mean --out /models/embed --version 3
+python -m serving.export --model runs/sst2/model --out /models/sst2_int8 --precision int8
 ```
 
 Writes `OUT/<version>/` (temp dir + rename; version = next integer by default) with
@@ -21,7 +22,7 @@ import argparse
 import os
 import sys
 
-from keras_bert.optimization import PRECISIONS
+from keras_bert.export.precision import PRECISIONS
 from keras_bert.tasks import KINDS
 
 
@@ -51,8 +52,10 @@ def parse_args(argv=None):
     parser.add_argument("--doc-stride", type=int, default=128,
                         help="token_classification: pieces between the overlapping windows over a text longer "
                              "than --max-length (at most half a window)")
-    parser.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
-                        help="dtype policy of the exported graph (default float32); outputs stay float32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="float32; bfloat16 (bfloat16 weights and matmuls); int8 (int8 weights, per-token "
+                             "dynamic activations, XLA-compiled model: TF Serving needs "
+                             "--xla_cpu_compilation_enabled=true). Outputs stay float32")
     parser.add_argument("--explain", action="store_true",
                         help="classification/regression: add the `explain` signature (raw text in; tokens, word "
                              "attributions by Integrated Gradients and the prediction out)")
@@ -79,7 +82,7 @@ def main(argv=None):
                                 pooling=args.pooling, pair=args.pair, top_k=args.top_k,
                                 max_answer_length=args.max_answer_length, warmup=not args.no_warmup,
                                 doc_stride=args.doc_stride,
-                                mixed_precision=args.mixed_precision,
+                                precision=args.precision,
                                 explain_steps=args.explain_steps if args.explain else None)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -75,12 +75,14 @@ class Predictor:
         specs: list of ModelSpec. Models to serve.
         batching: BatchingParameters or None. None turns batching off.
         max_num_load_retries: int. As TF Serving's flag.
+        xla_cpu_compilation_enabled: bool. As TF Serving's flag: serve models with XLA functions.
     """
 
-    def __init__(self, specs, batching=None, max_num_load_retries=5):
+    def __init__(self, specs, batching=None, max_num_load_retries=5, xla_cpu_compilation_enabled=False):
         self.batcher = DynamicBatcher(batching) if batching is not None else None
         self.models = ModelManager(
-            specs, run_fn=self.run, max_num_load_retries=max_num_load_retries
+            specs, run_fn=self.run, max_num_load_retries=max_num_load_retries,
+            xla_cpu_compilation_enabled=xla_cpu_compilation_enabled,
         )
 
     def run(self, servable, signature_name, arrays, output_filter=()):
@@ -449,6 +451,16 @@ _ERROR_CODE_NUMBERS = {code.name: code.value[0] for code in grpc.StatusCode}
 # ----------------------------------------------------------------------------
 
 
+def _flag_bool(value):
+    """`true`/`false` (any case, or 1/0) as TF Serving's boolean flags take them."""
+    lowered = value.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def parse_args(argv=None):
     """Parses `tensorflow_model_server`-style flags.
 
@@ -488,6 +500,10 @@ def parse_args(argv=None):
                         help="(dev) Time a client has to send its request headers, and the longest "
                              "pause inside a body; TF Serving has none.")
     parser.add_argument("--grpc_max_threads", type=int, default=16)
+    parser.add_argument("--xla_cpu_compilation_enabled", nargs="?", const=True, default=False,
+                        type=_flag_bool, metavar="{true,false}",
+                        help="Enable XLA:CPU JIT (TF Serving's flag; default off): needed by "
+                             "`serving.export --precision int8` models, refused without it.")
     parser.add_argument("--log_level", default="INFO")
     args = parser.parse_args(argv)
     if (args.model_config_file is None) == (args.model_base_path is None):
@@ -526,7 +542,7 @@ def main(argv=None):
         parse_batching_parameters(args.batching_parameters_file)
         if args.enable_batching else None
     )
-    predictor = Predictor(specs, batching, args.max_num_load_retries)
+    predictor = Predictor(specs, batching, args.max_num_load_retries, args.xla_cpu_compilation_enabled)
     try:
         grpc_server, rest_server = _bind(args, predictor)
     except OSError as error:

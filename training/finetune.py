@@ -93,7 +93,7 @@ def main(argv=None):
     # --- Model and optimizer, under the strategy scope ---
     with strategy.scope():
         model = task.build_model(encoder, train.labels, config.dropout)
-        model.compile(optimizer=build_optimizer(config, steps), jit_compile=config.jit_compile)
+        model.compile(optimizer=build_optimizer(config, steps), jit_compile=config.use_jit_compile())
 
     def validate(model):
         return task.evaluate(dev, task.predict(model, dev), train.labels, config)[0]

@@ -139,7 +139,7 @@ def pretrain(config, init=None):
                 config.preset, **{"vocab_size": tokenizer.vocabulary_size(), "lowercase": not config.cased,
                                   **config.model})
             model = keras_bert.BertPretrainer(keras_bert.BertEncoder(bert_config))
-        model.compile(optimizer=build_optimizer(config, config.steps), jit_compile=config.jit_compile)
+        model.compile(optimizer=build_optimizer(config, config.steps), jit_compile=config.use_jit_compile())
 
     # --- Train: resumes from OUTPUT/checkpoints when they exist ---
     def validate(model):

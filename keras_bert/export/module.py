@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert import tasks
+from keras_bert.export.precision import BATCH_BUCKETS, XLA_PRECISIONS, bucket, check_precision, length_buckets
 from keras_bert.models import BertEncoder
 from keras_bert.tasks.fill_mask import MASK_TEXT  # noqa: F401  (re-exported)
 from keras_bert.tasks.token_classification import TagTable, parse_tag  # noqa: F401  (re-exported)
@@ -93,10 +94,14 @@ class ServingModule(tf.Module):
             of a text longer than `max_length` (at most half a window), as `keras_bert.data.read_harem`.
         explain_steps: int or None. Add the `explain` signature (`keras_bert.explain.explain_texts`:
             Integrated Gradients with this many steps; classification and regression).
+        precision: str or None. The `keras_bert.export.PRECISIONS` name of `model`'s weights
+            (None: "float32"). For "int8" the model runs XLA-compiled on inputs padded to
+            length and batch buckets (`keras_bert.export.precision`).
     """
 
     def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=None,
-                 max_answer_length=30, doc_stride=128, explain_steps=None):
+                 max_answer_length=30, doc_stride=128, explain_steps=None,
+                 precision=None):
         super().__init__(name="keras_bert_serving")
         self.kind = tasks.get(task)
         if pair and task not in ("classification", "regression"):
@@ -112,7 +117,7 @@ class ServingModule(tf.Module):
         # tracks the raw tf.Variables the functions capture instead (as keras.export does).
         tokenizer = BertTokenizer(vocabulary, lowercase=lowercase, name="tokenizer")
         self._keras = _Untracked(
-            model=model, tokenizer=tokenizer,
+            model=model, tokenizer=tokenizer, xla_model=None, token_axis_outputs=None,
             packer=BertPacker.from_tokenizer(tokenizer, sequence_length=max_length, pad_to_longest=True,
                                              name="packer"))
         # === Config ===
@@ -123,6 +128,10 @@ class ServingModule(tf.Module):
         self.max_answer_length = int(max_answer_length)
         self.doc_stride = int(doc_stride)
         self.explain_steps = None if explain_steps is None else int(explain_steps)
+        self.precision = check_precision(precision)
+        self.jit_compile = self.precision in XLA_PRECISIONS
+        self.length_buckets = length_buckets(max_length) if self.jit_compile else ()
+        self.batch_buckets = BATCH_BUCKETS if self.jit_compile else ()
         self.vocabulary = self.tokenizer.get_vocabulary()
         self.is_continuation = np.array([t.startswith("##") for t in self.vocabulary], dtype=bool)
         if task in ("classification", "token_classification"):
@@ -225,10 +234,40 @@ class ServingModule(tf.Module):
     # ----------------------------------------------------------------- model
     def run_model(self, inputs):
         """The model's raw outputs on packed int ids (a Tensor, or a dict of them)."""
-        outputs = self.model({k: tf.cast(v, tf.int32) for k, v in inputs.items()}, training=False)
+        inputs = {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
+        if self.jit_compile:
+            return self._run_bucketed(inputs)
+        return self._call_model(inputs)
+
+    def _call_model(self, inputs):
+        outputs = self.model(inputs, training=False)
         if isinstance(outputs, dict):
             return {k: tf.convert_to_tensor(v) for k, v in outputs.items()}
         return tf.convert_to_tensor(outputs)
+
+    def _run_bucketed(self, inputs):
+        """Pads to the (batch, length) bucket, runs the XLA-compiled model, slices the padding off."""
+        batch, length = tf.shape(inputs["token_ids"])[0], tf.shape(inputs["token_ids"])[1]
+        padded_batch = _bucket_size(batch, self.batch_buckets)
+        padded_length = _bucket_size(length, self.length_buckets)
+        padded = {}
+        for name, value in inputs.items():
+            # masked_positions index the length axis: only their batch is padded.
+            pad_length = padded_length - length if name in _MODEL_INPUTS else 0
+            padded[name] = tf.pad(value, [[0, padded_batch - batch], [0, pad_length]])
+        if self._keras.xla_model is None:
+            self._keras.token_axis_outputs = _token_axis_outputs(self.model)
+            specs = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in inputs}
+            self._keras.xla_model = tf.function(self._call_model, jit_compile=True, input_signature=[specs])
+        outputs = self._keras.xla_model(padded)
+
+        def unpad(name, value):
+            value = value[:batch]
+            return value[:, :length] if name in self._keras.token_axis_outputs else value
+
+        if isinstance(outputs, dict):
+            return {name: unpad(name, value) for name, value in outputs.items()}
+        return unpad(None, outputs)
 
     def predict_ids(self, inputs):
         """Runs the model on packed ids and returns its raw outputs as a dict.
@@ -253,6 +292,30 @@ class ServingModule(tf.Module):
             texts: dict of tf.string Tensors `[batch]` keyed by `self.text_inputs`.
         """
         return self.kind.postprocess(self, texts)
+
+
+def _bucket_size(size, buckets):
+    """In-graph `keras_bert.export.precision.bucket`: the smallest bucket >= size, else a multiple of the last."""
+    table = tf.constant(buckets, tf.int32)
+    index = tf.minimum(tf.searchsorted(table, tf.reshape(size, [1]), side="left")[0], len(buckets) - 1)
+    last = buckets[-1]
+    return tf.where(size <= last, tf.gather(table, index), (size + last - 1) // last * last)
+
+
+def _token_axis_outputs(model):
+    """Names of the outputs whose second axis is the token axis (None: a single such output).
+
+    Traced symbolically with an unknown sequence length and one masked position, so
+    `mlm_logits` `[batch, positions, vocab]` is not mistaken for a per-token output.
+    """
+    import keras
+
+    specs = {name: keras.KerasTensor((None, None), "int32", name=name) for name in _MODEL_INPUTS}
+    if "masked_positions" in [getattr(i, "name", None) for i in keras.tree.flatten(model.inputs)]:
+        specs["masked_positions"] = keras.KerasTensor((None, 1), "int32", name="masked_positions")
+    outputs = model.compute_output_spec(specs)
+    items = outputs.items() if isinstance(outputs, dict) else [(None, outputs)]
+    return {name for name, spec in items if len(spec.shape) >= 2 and spec.shape[1] is None}
 
 
 class _Untracked:

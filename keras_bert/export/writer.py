@@ -10,9 +10,11 @@ import re
 import shutil
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from keras_bert.export.module import EXAMPLE_SIGNATURES, MASK_TEXT, ServingModule, task_model
+from keras_bert.export.precision import check_precision, is_quantized, load_for_precision
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODELS_CONFIG_FILE = "models.config"
@@ -110,6 +112,40 @@ def write_warmup_requests(saved_model_dir, model_name, inputs):
     return path
 
 
+def write_bucket_warmup_requests(saved_model_dir, model_name, module):
+    """Appends one `serve_ids` PredictionLog per (batch, length) bucket of an XLA-compiled export.
+
+    Each record compiles the model function for its shape when the server loads the version,
+    so no request pays a compilation (all signatures share the compiled function).
+
+    Args:
+        saved_model_dir: str. The version directory (or its staging directory).
+        model_name: str. The served model name put in the requests' model spec.
+        module: ServingModule. Its `batch_buckets`, `length_buckets` and `id_inputs`.
+
+    Returns:
+        int: the number of records written.
+    """
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path = os.path.join(saved_model_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    records = [] if not os.path.exists(path) else [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    for batch in module.batch_buckets:
+        for length in module.length_buckets:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serve_ids"))
+            for name in module.id_inputs:
+                shape = (batch, 1) if name == "masked_positions" else (batch, length)
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(np.ones(shape, np.int32)))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            records.append(log.SerializeToString())
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    return len(module.batch_buckets) * len(module.length_buckets)
+
+
 def write_model_server_config(base_path, model_name, model_dir):
     """Adds (or updates) `model_name` in `BASE/models.config`, a text ModelServerConfig.
 
@@ -167,7 +203,8 @@ def _write_atomically(path, text):
 
 def export(model, out, task, vocabulary, lowercase=True, version=None, max_length=None, pooling=None, pair=False,
            top_k=None, max_answer_length=30, warmup=True, server_configs=True, doc_stride=128,
-           explain_steps=None):
+           explain_steps=None,
+           precision=None):
     """Exports a Keras model with its tokenizer as `out/<version>/` for TF Serving.
 
     Args:
@@ -186,6 +223,8 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         warmup: bool. Write TF Serving warmup records.
         server_configs: bool. Write `models.config` and `batching_parameters.txt` in BASE.
         explain_steps: int or None. Add the `explain` signature with this many Integrated Gradients steps.
+        precision: str or None. The `keras_bert.export.PRECISIONS` name of `model`'s weights (see
+            `load_for_precision`); None: "int8" for a quantized model, else "float32".
 
     Returns:
         str: the version directory.
@@ -198,9 +237,11 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
         from keras_bert import tasks
 
         task = tasks.for_model(model).name
+    if precision is None:
+        precision = "int8" if is_quantized(model) else "float32"
     module = ServingModule(task_model(model, task, pooling), task, vocabulary, lowercase=lowercase,
                            max_length=max_length, pair=pair, top_k=top_k, max_answer_length=max_answer_length,
-                           doc_stride=doc_stride, explain_steps=explain_steps)
+                           doc_stride=doc_stride, explain_steps=explain_steps, precision=precision)
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)
     if version < 0:
@@ -216,6 +257,8 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
             set_method_name(staging, *EXAMPLE_SIGNATURES[task])
         if warmup:
             write_warmup_requests(staging, model_name, warmup_texts(module.text_inputs))
+            if module.jit_compile:
+                write_bucket_warmup_requests(staging, model_name, module)
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -253,15 +296,17 @@ def set_method_name(saved_model_dir, signature_key, method_name):
             handle.write(fingerprinting.CreateFingerprintDef(saved_model_dir))
 
 
-def export_model_dir(model_dir, out, task=None, mixed_precision=None, **kwargs):
+def export_model_dir(model_dir, out, task=None, precision=None, **kwargs):
+
     """Loads a keras_bert model directory (model + tokenizer settings) and exports it.
 
     Args:
         model_dir: str. A directory `keras_bert.save` or a converter wrote.
         out: str. `BASE/NAME`.
         task: str. See `export`.
-        mixed_precision: str or None. Dtype policy of the exported graph: None/`"float32"`, or
-            `"mixed_bfloat16"` (bfloat16 matmuls; outputs stay float32).
+        precision: str or None. One of `keras_bert.export.PRECISIONS`: "float32" (None),
+            "bfloat16" (bfloat16 weights and matmuls; outputs stay float32) or "int8"
+            (Keras int8 quantization, XLA-compiled model function; see `keras_bert.export.precision`).
         **kwargs: the other arguments of `export`.
 
     Returns:
@@ -269,6 +314,8 @@ def export_model_dir(model_dir, out, task=None, mixed_precision=None, **kwargs):
     """
     import keras_bert
 
+    precision = check_precision(precision)
     settings = keras_bert.load_tokenizer_settings(model_dir, require_vocab=True)
-    model = keras_bert.load(model_dir, dtype_policy=mixed_precision)
-    return export(model, out, task, settings["vocab_file"], lowercase=settings.get("lowercase", True), **kwargs)
+    model = load_for_precision(model_dir, precision)
+    return export(model, out, task, settings["vocab_file"], lowercase=settings.get("lowercase", True),
+                  precision=precision, **kwargs)

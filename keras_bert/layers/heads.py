@@ -107,9 +107,12 @@ class MaskedLMHead(keras.layers.Layer):
     @property
     def output_matrix(self):
         """The `[vocab, hidden]` output projection (the token-embedding matrix when tied)."""
-        if self.token_embedding is not None:
-            return self.token_embedding.embeddings
-        return self.output_embeddings
+        if self.token_embedding is None:
+            return self.output_embeddings
+        if self.token_embedding.quantization_mode == "int8":  # int8 rows, one scale per row
+            return ops.divide(ops.cast(self.token_embedding.embeddings, self.compute_dtype),
+                              ops.expand_dims(ops.cast(self.token_embedding.embeddings_scale, self.compute_dtype), -1))
+        return self.token_embedding.embeddings
 
     def call(self, sequence_output, masked_positions):
         batch, predictions = ops.shape(masked_positions)[0], ops.shape(masked_positions)[1]

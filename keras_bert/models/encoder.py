@@ -4,6 +4,7 @@ import keras
 
 from keras_bert.config import BertConfig
 from keras_bert.layers import BertEmbeddings, BertPooler, TransformerBlock
+from keras_bert.models.quantization import quantized_layers, requantize
 
 
 def as_config(config):
@@ -154,14 +155,20 @@ class BertEncoder(keras.Model):
         return attentions
 
     def get_config(self):
-        return {
+        config = {
             "config": self.config.to_dict(),
             "output_all_layers": self.output_all_layers,
             "output_attentions": self.output_attentions,
             "name": self.name,
             "trainable": self.trainable,
         }
+        quantized = quantized_layers(self)
+        if quantized:  # `encoder.quantize("int8")`: rebuilt float layers would not take the int8 weights.
+            config["quantized_layers"] = quantized
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        quantized = config.pop("quantized_layers", None)
+        return requantize(cls(**config), quantized)

@@ -3,6 +3,7 @@
 import keras
 
 from keras_bert.models.encoder import BertEncoder
+from keras_bert.models.quantization import quantized_layers, requantize
 
 
 class Task(keras.Model):
@@ -42,6 +43,9 @@ class Task(keras.Model):
         config.update({key: getattr(self, key) for key in self.config_keys})
         if self.preprocessor is not None:
             config["preprocessor"] = keras.saving.serialize_keras_object(self.preprocessor)
+        quantized = quantized_layers(self)  # the heads' (the encoder's own config has its layers)
+        if quantized:
+            config["quantized_layers"] = quantized
         return config
 
     @classmethod
@@ -52,12 +56,13 @@ class Task(keras.Model):
             encoder = keras.saving.deserialize_keras_object(encoder)
         if not isinstance(encoder, BertEncoder):
             raise TypeError(f"{cls.__name__}: 'encoder' must deserialize to a BertEncoder")
+        quantized = config.pop("quantized_layers", None)
         preprocessor = config.pop("preprocessor", None)
         if isinstance(preprocessor, dict):
             import keras_bert.tasks.preprocessing  # noqa: F401  (registers the class; TensorFlow only)
 
             preprocessor = keras.saving.deserialize_keras_object(preprocessor)
-        model = cls(encoder=encoder, **config)
+        model = requantize(cls(encoder=encoder, **config), quantized)
         model.preprocessor = preprocessor
         return model
 

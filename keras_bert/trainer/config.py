@@ -77,6 +77,22 @@ class LoopConfig:
     jit_compile: bool = False
     profile_steps: typing.Optional[str] = None
 
+    def use_jit_compile(self):
+        """Whether train steps compile with XLA: `jit_compile`, except bfloat16 on a machine without GPU/TPU.
+
+        XLA on CPU runs bfloat16 matmuls in float32 and skips oneDNN's AMX kernels: a `mixed_bfloat16`
+        step is then about twice as slow as without XLA, so `jit_compile: true` is ignored there.
+        """
+        if not self.jit_compile or self.mixed_precision != "mixed_bfloat16":
+            return self.jit_compile
+        import tensorflow as tf
+
+        if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+            return True
+        print("jit_compile: off for mixed_bfloat16 on CPU (XLA:CPU runs bfloat16 matmuls in float32)",
+              flush=True)
+        return False
+
 
 def _check_type(name, value, annotation, source):
     """Checks (and lightly coerces) one value against its dataclass annotation."""

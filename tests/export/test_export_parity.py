@@ -122,8 +122,8 @@ def test_serve_ids_and_serve_examples(exported, key):
         np.testing.assert_allclose(raw["logits"], np.asarray(expected), atol=ATOL)
 
 
-def test_classification_exported_in_mixed_bfloat16(model_dirs, tmp_path):
-    """`mixed_precision="mixed_bfloat16"`: the graph's matmuls run in bfloat16, outputs stay float32 and close."""
+def test_classification_exported_in_bfloat16(model_dirs, tmp_path):
+    """`precision="bfloat16"`: the graph's matmuls run in bfloat16, outputs stay float32 and close."""
     import keras
     import tensorflow as tf
 
@@ -133,7 +133,7 @@ def test_classification_exported_in_mixed_bfloat16(model_dirs, tmp_path):
     from tests.export.reference import Reference
 
     model_dir = model_dirs("classifier")
-    path = export_model_dir(model_dir, str(tmp_path / "sst2_bf16"), "classification", mixed_precision="mixed_bfloat16",
+    path = export_model_dir(model_dir, str(tmp_path / "sst2_bf16"), "classification", precision="bfloat16",
                             warmup=False, server_configs=False)
     assert keras.config.dtype_policy().name == "float32"  # The global policy is left as it was.
     graph = tf.saved_model.load(path).signatures["serving_default"].graph.as_graph_def()
