@@ -78,6 +78,15 @@ def quadrature(steps):
     return ((nodes + 1.0) / 2.0).astype(np.float32), (weights / 2.0).astype(np.float32)
 
 
+def _baseline(tokenizer, inputs, baseline):
+    """The `integrate` baseline for a baseline name: "zeros", or ids with [PAD] / [MASK] between the specials."""
+    if baseline == "zeros":
+        return "zeros"
+    replacement = tokenizer.pad_token_id if baseline == "pad" else tokenizer.mask_token_id
+    return baseline_ids(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"],
+                        (tokenizer.cls_token_id, tokenizer.sep_token_id), replacement)
+
+
 def baseline_ids(token_ids, segment_ids, padding_mask, special_ids, replacement_id):
     """Token ids of the `[PAD]`/`[MASK]` baseline: every real non-special token replaced, specials kept."""
     token_ids = tf.convert_to_tensor(token_ids)
@@ -369,13 +378,8 @@ def integrated_gradients(model, text, text_pair=None, target=None, steps=50, bas
         raise ExplainError("text has no word pieces (only spaces or control characters): nothing to explain")
     outputs = keras.tree.map_structure(np.asarray, model(inputs, training=False))
     target_fn, info = resolve_target(model, outputs, target, kind, pair_embedding)
-    if baseline == "zeros":
-        base = "zeros"
-    else:
-        replacement = tokenizer.pad_token_id if baseline == "pad" else tokenizer.mask_token_id
-        base = baseline_ids(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"],
-                            (tokenizer.cls_token_id, tokenizer.sep_token_id), replacement)
-    result = integrate(model, inputs, base, target_fn, steps=steps, batch_size=batch_size)
+    result = integrate(model, inputs, _baseline(tokenizer, inputs, baseline), target_fn, steps=steps,
+                       batch_size=batch_size)
     attributions = np.asarray(result["attributions"])[0].astype(np.float64)
     prediction, baseline_prediction = float(result["prediction"][0]), float(result["baseline_prediction"][0])
     words, word_attributions, word_spans = group_words(tokens, spans, attributions, texts)
@@ -461,13 +465,7 @@ def explain_texts(module, texts, steps=50, baseline="pad"):
         def target_fn(out):
             return tf.reshape(tf.cast(out, tf.float32), (-1,))
 
-    if baseline == "zeros":
-        base = "zeros"
-    else:
-        replacement = tokenizer.pad_token_id if baseline == "pad" else tokenizer.mask_token_id
-        base = baseline_ids(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"],
-                            (tokenizer.cls_token_id, tokenizer.sep_token_id), replacement)
-    result = integrate(model, inputs, base, target_fn, steps=steps)
+    result = integrate(model, inputs, _baseline(tokenizer, inputs, baseline), target_fn, steps=steps)
     attributions = result["attributions"]  # [CLS]/[SEP] keep theirs (zero unless the baseline is zeros).
 
     # Words: a piece that is not a "##" continuation starts one; sums, spans and text per word.
