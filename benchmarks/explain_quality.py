@@ -48,6 +48,7 @@ def main(argv=None):
     parser.add_argument("--data", default=os.path.join("..", "shared", "data", "sst2", "dev.tsv"))
     parser.add_argument("--sentences", type=int, default=100)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--method", default="adaptive", help="the quadrature: adaptive or gausslegendre")
     parser.add_argument("--batch-size", type=int, default=25, help="interpolation points per forward pass")
     parser.add_argument("--random-draws", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -65,7 +66,8 @@ def main(argv=None):
     records, start = [], time.time()
     for number, row in enumerate(rows):
         text = row["sentence"].strip()
-        result = explain.integrated_gradients(model, text, steps=args.steps, batch_size=args.batch_size)
+        result = explain.integrated_gradients(model, text, steps=args.steps, batch_size=args.batch_size,
+                                              method=args.method)
         change = result["prediction"] - result["baseline_prediction"]
         relative = abs(result["completeness_delta"]) / max(abs(change), 1e-12)
         words = word_of_token(result["token_spans"], result["tokens"])
@@ -93,7 +95,8 @@ def main(argv=None):
             print(f"[explain_quality] {number + 1}/{len(rows)} sentences, {time.time() - start:.0f} s", flush=True)
     relative = np.array([r["relative_delta"] for r in records])
     summary = {
-        "model": args.model, "data": args.data, "sentences": len(records), "steps": args.steps, "baseline": "pad",
+        "model": args.model, "data": args.data, "sentences": len(records), "steps": args.steps, "method": args.method,
+        "baseline": "pad",
         "max_relative_delta": float(relative.max()), "median_relative_delta": float(np.median(relative)),
         "sentences_within_5pct": int((relative <= 0.05).sum()),
         "max_abs_delta": float(max(abs(r["completeness_delta"]) for r in records)),

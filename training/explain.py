@@ -244,7 +244,7 @@ def render_report(model, result, maps, model_dir, max_tokens=64):
             ("explained output", target), ("f(text)", f'{result["prediction"]:.6f}'),
             (f'f(baseline: {result["baseline"]})', f'{result["baseline_prediction"]:.6f}'),
             ("completeness delta", f'{delta:+.2e} ({100 * relative:.2f}% of |f(text) - f(baseline)|)'),
-            ("Integrated Gradients steps", str(result["steps"]))]
+            ("Integrated Gradients steps", f'{result["steps"]} ({result["method"]} quadrature)')]
     bad = ' class="delta-bad"'
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td{bad if k == 'completeness delta' and relative > 0.05 else ''}>"
                    f"{html.escape(str(v))}</td></tr>" for k, v in info)

@@ -145,3 +145,42 @@ def test_attention_maps(tiny_models):
     assert maps.shape == (2, 2, 2, 6, 6)
     np.testing.assert_allclose(maps.sum(-1), 1.0, atol=1e-5)
     assert np.all(maps[:, 1, :, :, 3:] == 0)  # "bad" is [CLS] bad [SEP] + 3 pads
+
+
+def _sharp_step(alphas, centre, sharpness=300.0):
+    """f(alpha) = sigmoid(sharpness * (alpha - centre)), the shape of a confident classifier's path."""
+    return 1.0 / (1.0 + np.exp(-sharpness * (np.asarray(alphas, np.float64) - centre)))
+
+
+def test_adaptive_nodes_resolve_a_sharp_step():
+    # Two examples whose output jumps at different places along the path; 50 gradient points each.
+    centres = np.array([0.31, 0.83])
+    probes = np.linspace(0.0, 1.0, explain.PROBES + 1)
+    probe_values = tf.constant(_sharp_step(probes[:, None], centres[None]), tf.float32)
+    alphas, weights = (np.asarray(t, np.float64) for t in explain.adaptive_nodes(probe_values, 50))
+    assert alphas.shape == weights.shape == (50, 2)
+    np.testing.assert_allclose(weights.sum(0), 1.0, atol=1e-5)
+    assert (alphas > 0).all() and (alphas < 1).all() and (np.diff(alphas, axis=0) > 0).all()
+
+    def derivative(a, centre):
+        f = _sharp_step(a, centre)
+        return 300.0 * f * (1 - f)
+
+    nodes, node_weights = explain.quadrature(50)
+    for example, centre in enumerate(centres):
+        exact = _sharp_step(1.0, centre) - _sharp_step(0.0, centre)
+        adaptive = np.sum(weights[:, example] * derivative(alphas[:, example], centre))
+        plain = np.sum(node_weights * derivative(nodes.astype(np.float64), centre))
+        assert abs(adaptive - exact) <= 0.01 * abs(exact), (centre, adaptive, exact)
+        assert abs(adaptive - exact) < abs(plain - exact), (centre, adaptive, plain, exact)
+
+
+def test_methods_agree_on_a_smooth_model(tiny_models):
+    model = tiny_models["classification"]
+    adaptive = explain.integrated_gradients(model, TEXT, steps=50, method="adaptive")
+    plain = explain.integrated_gradients(model, TEXT, steps=50, method="gausslegendre")
+    assert adaptive["method"] == "adaptive" and plain["method"] == "gausslegendre"
+    np.testing.assert_allclose(adaptive["attributions"], plain["attributions"], atol=1e-4)
+    np.testing.assert_allclose(adaptive["prediction"], plain["prediction"], atol=1e-6)
+    with pytest.raises(explain.ExplainError, match="method must be one of adaptive, gausslegendre"):
+        explain.integrated_gradients(model, TEXT, method="riemann")
