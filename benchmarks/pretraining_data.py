@@ -1,14 +1,15 @@
 """Pretraining data at corpus scale: the Beam pipeline against the single-process job, side by side.
 
-    python -m benchmarks.pretraining_data --json out.json          # all targets (about 15 min on 2 quiet cores)
-    python -m benchmarks.pretraining_data --sizes-mb 16 --skip-pretrain   # throughput and memory at 16 MB only
+    python -m benchmarks.pretraining_data --json out.json          # all targets (about 30 min on 2 quiet cores)
+    python -m benchmarks.pretraining_data --sizes-mb 16 --skip-pretrain   # throughput and statistics at 16 MB only
 
 Builds corpora in --work-dir (never in the checkout) from ../shared/data (english_books and Machado de
 Assis, repeated with distinct documents), then runs `python -m training.prepare_pretraining` as separate
 processes and measures, in one run:
 
-- throughput (corpus MB / wall second, start-up included) of the single-process job, the pipeline with
-  1 worker and with 2 workers (DirectRunner multi_processing) on the first corpus size;
+- throughput (corpus MB / wall second, start-up included; the median of `--repeats` alternating rounds) of
+  the single-process job, the pipeline with 1 worker and with 2 workers (DirectRunner multi_processing) on the last (largest) corpus size;
+- the instance statistics of the 2-worker pipeline against the single-process job on the first size;
 - peak RSS of every pipeline worker process and of the driver, for each corpus size;
 - `training.pretrain` (the tiny config, the same steps and validation set) on the pipeline's shards and on
   the single-process shards of one small corpus: validation MLM and NSP accuracy;
@@ -19,11 +20,14 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import threading
 import time
+
+import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO_ROOT, "..", "shared", "data")
@@ -119,9 +123,11 @@ def run_measured(command, log_path):
     """Runs a command, polling the peak RSS of it and its descendants.
 
     Returns:
-        dict: wall_s, driver_peak_mb, worker_peak_mb (list), returncode.
+        dict: wall_s, cpu_s (user + system seconds of it and its descendants), cores_used (cpu_s / wall_s),
+        driver_peak_mb, worker_peak_mb (list).
     """
     peaks, kinds = {}, {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with open(log_path, "w") as log:
         process = subprocess.Popen(["nice", "-n", "10"] + command, cwd=REPO_ROOT, stdout=log,
@@ -143,12 +149,14 @@ def run_measured(command, log_path):
         done.set()
         thread.join()
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     workers = sorted((peaks[p] for p in peaks if kinds.get(p)), reverse=True)
     # The driver: the largest other process (`nice` becomes the job; the shells are tiny).
     drivers = [peaks[p] for p in peaks if not kinds.get(p)]
     if returncode:
         raise SystemExit(f"error: {' '.join(command)} failed with status {returncode}; see {log_path}")
-    return {"wall_s": round(wall, 1), "driver_peak_mb": round(max(drivers or [0]), 1),
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "cores_used": round(cpu / wall, 2), "driver_peak_mb": round(max(drivers or [0]), 1),
             "worker_peak_mb": [round(w, 1) for w in workers]}
 
 
@@ -177,13 +185,57 @@ def summary_numbers(log_path):
     return found
 
 
-def pretrain(train_files, validation_files, vocab, out, steps, log_path):
+def pretrain(train_files, validation_files, vocab, out, steps, log_path, seed=1):
     command = [sys.executable, "-m", "training.pretrain", "--config", "training/configs/pretrain_tiny.yaml",
+               "--seed", str(seed), "--batch-size", "64",
                "--vocab", vocab, "--train-files", *train_files, "--validation-files", *validation_files,
-               "--output-dir", out, "--steps", str(steps), "--checkpoint-every", str(max(steps // 3, 10)),
-               "--validation-steps", "40"]
+               "--output-dir", out, "--steps", str(steps), "--checkpoint-every", str(10 * max(steps // 30, 1)),
+               "--validation-steps", "40", "--log-every", str(max(steps // 30, 1))]
     measured = run_measured(command, log_path)
     return {**validation_metrics(log_path), "wall_s": measured["wall_s"]}
+
+
+def compare_pretraining(lines, args):
+    """training.pretrain (the tiny config) on single-process and on pipeline shards of one small corpus.
+
+    Each shard set trains with every seed of `--pretrain-seeds` and is validated on the same held-out shards;
+    the seeds' spread is the noise the difference between the two shard sets is judged against.
+    """
+    from keras_bert.tokenization import learn_vocabulary_from_sample, write_vocabulary
+
+    base = os.path.join(args.work_dir, "pretrain")
+    shutil.rmtree(base, ignore_errors=True)
+    files = build_corpus(lines, os.path.join(base, "corpus"), args.pretrain_mb, file_mb=1)
+    held_out = build_corpus(lines[::-1], os.path.join(base, "held_out"), 0.5)
+    vocab = os.path.join(base, "vocab.txt")
+    write_vocabulary(learn_vocabulary_from_sample(files, 2000, 2**20), vocab)
+    shape = ["--max-seq-length", "64", "--max-predictions-per-seq", "10"]
+    validation = os.path.join(base, "validation")
+    run_measured(prepare_command(held_out, vocab, validation, extra=shape), validation + ".log")
+    validation_files = sorted(os.path.join(validation, f) for f in os.listdir(validation) if ".tfrecord" in f)
+    report = {"steps": args.pretrain_steps, "corpus_mb": args.pretrain_mb, "seeds": args.pretrain_seeds}
+    names = ("single_process", "pipeline_2_workers")
+    for name, workers in zip(names, (None, 2)):
+        shards = os.path.join(base, f"shards-{name}")
+        run_measured(prepare_command(files, vocab, shards, workers=workers, dupe_factor=2, extra=shape),
+                     shards + ".log")
+        train_files = sorted(os.path.join(shards, f) for f in os.listdir(shards) if ".tfrecord" in f)
+        report[name] = []
+        for seed in args.pretrain_seeds:
+            model_dir = os.path.join(base, f"model-{name}-seed{seed}")
+            result = pretrain(train_files, validation_files, vocab, model_dir, args.pretrain_steps,
+                              model_dir + ".log", seed=seed)
+            report[name].append(dict(result, seed=seed))
+            print(f"[pretrain] {name} seed {seed}: {result}", flush=True)
+    for metric in ("mlm_accuracy", "nsp_accuracy"):
+        values = {name: [r[metric] for r in report[name] if r[metric] is not None] for name in names}
+        if all(values.values()):
+            means = {name: float(np.mean(v)) for name, v in values.items()}
+            noise = max(max(v) - min(v) for v in values.values())
+            report[metric] = {"means": means, "difference": round(means[names[1]] - means[names[0]], 4),
+                              "seed_spread": round(noise, 4),
+                              "within_noise": abs(means[names[1]] - means[names[0]]) <= max(noise, 0.005)}
+    return report
 
 
 def validation_metrics(log_path):
@@ -201,41 +253,50 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="/tmp/pretraining_data_bench")
     parser.add_argument("--sizes-mb", type=float, nargs="+", default=[16, 100], help="corpus sizes; the first one "
-                        "also measures throughput against the 1-worker pipeline and the single-process job")
+                        "compares statistics with the single-process job, the last one also measures throughput "
+                        "against the 1-worker pipeline and the single-process job")
     parser.add_argument("--vocab", default=os.path.join(DATA, "vocab", "bert-base-multilingual-cased", "vocab.txt"))
     parser.add_argument("--pretrain-mb", type=float, default=2, help="corpus of the training.pretrain comparison")
-    parser.add_argument("--pretrain-steps", type=int, default=300)
+    parser.add_argument("--pretrain-steps", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds of the throughput runs")
+    parser.add_argument("--pretrain-seeds", type=int, nargs="+", default=[1, 2],
+                        help="training seeds of each training.pretrain run (their spread is the noise)")
     parser.add_argument("--skip-pretrain", action="store_true")
+    parser.add_argument("--skip-sizes", action="store_true", help="only the training.pretrain comparison")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
 
     lines = source_documents()
     results = {"sizes": {}, "machine": f"{os.cpu_count()} cores"}
     cased = ["--cased"] if os.path.basename(os.path.dirname(args.vocab)).endswith("-cased") else []
-    for index, size in enumerate(args.sizes_mb):
+    for index, size in enumerate([] if args.skip_sizes else args.sizes_mb):
         corpus_dir = os.path.join(args.work_dir, f"corpus-{size:g}mb")
         shutil.rmtree(corpus_dir, ignore_errors=True)
         files = build_corpus(lines, corpus_dir, size)
         mb = sum(os.path.getsize(f) for f in files) / 2**20
         entry = {"corpus_mb": round(mb, 1), "files": len(files)}
+        statistics, throughput = index == 0, index == len(args.sizes_mb) - 1
         runs = [("pipeline_2_workers", 2)]
-        throughput = index == 0
+        if statistics:
+            runs.insert(0, ("single_process", None))
         if throughput:
             runs = [("single_process", None), ("pipeline_1_worker", 1), ("pipeline_2_workers", 2)]
-        for name, workers in runs:
-            out = os.path.join(args.work_dir, f"out-{size:g}mb-{name}")
-            shutil.rmtree(out, ignore_errors=True)
-            log = out + ".log"
-            measured = run_measured(prepare_command(files, args.vocab, out, workers=workers, extra=cased), log)
-            measured["mb_per_s"] = round(mb / measured["wall_s"], 3)
-            measured.update(summary_numbers(log))
-            entry[name] = measured
-            print(f"[{size:g} MB] {name}: {json.dumps(measured)}", flush=True)
-        if throughput:
-            entry["speedup_2_vs_1_worker"] = round(entry["pipeline_1_worker"]["wall_s"]
-                                                   / entry["pipeline_2_workers"]["wall_s"], 2)
-            entry["speedup_2_workers_vs_single"] = round(entry["single_process"]["wall_s"]
-                                                         / entry["pipeline_2_workers"]["wall_s"], 2)
+        # The throughput runs alternate, `--repeats` rounds; each keeps its median-wall round.
+        rounds = {name: [] for name, _ in runs}
+        for round_index in range(args.repeats if throughput else 1):
+            for name, workers in runs:
+                out = os.path.join(args.work_dir, f"out-{size:g}mb-{name}")
+                shutil.rmtree(out, ignore_errors=True)
+                log = out + ".log"
+                measured = run_measured(prepare_command(files, args.vocab, out, workers=workers, extra=cased), log)
+                measured["mb_per_s"] = round(mb / measured["wall_s"], 3)
+                measured.update(summary_numbers(log))
+                rounds[name].append(measured)
+                print(f"[{size:g} MB, round {round_index + 1}] {name}: {json.dumps(measured)}", flush=True)
+        for name, measured in rounds.items():
+            entry[name] = sorted(measured, key=lambda m: m["wall_s"])[len(measured) // 2]
+            entry[name]["round_walls_s"] = [m["wall_s"] for m in measured]
+        if statistics:
             single, pipeline = entry["single_process"], entry["pipeline_2_workers"]
             # Differences in percentage points (instances: percent of the single-process count).
             entry["stats_difference_points"] = {
@@ -243,39 +304,24 @@ def main(argv=None):
                 **{key: round(100 * (pipeline[key] - single[key]), 2)
                    for key in ("random_next_share", "masked_share", "mask_share", "kept_share", "random_share")},
             }
+        if throughput:
+            entry["speedup_2_vs_1_worker"] = round(entry["pipeline_1_worker"]["wall_s"]
+                                                   / entry["pipeline_2_workers"]["wall_s"], 2)
+            entry["speedup_2_workers_vs_single"] = round(entry["single_process"]["wall_s"]
+                                                         / entry["pipeline_2_workers"]["wall_s"], 2)
         results["sizes"][f"{size:g}"] = entry
         shutil.rmtree(corpus_dir, ignore_errors=True)
     sizes = list(results["sizes"].values())
-    first, last = sizes[0]["pipeline_2_workers"], sizes[-1]["pipeline_2_workers"]
-    results["worker_peak_growth"] = round(max(last["worker_peak_mb"]) / max(first["worker_peak_mb"]) - 1, 3)
-    results["driver_peak_growth"] = round(last["driver_peak_mb"] / first["driver_peak_mb"] - 1, 3)
-    per_worker = last["mb_per_s"] / 2
-    results["mb_per_s_per_worker"] = round(per_worker, 3)
-    results["brwac_workers_dupe10_2h"] = int(-(-BRWAC_MB * 10 // (per_worker * 7200)))
+    if sizes:
+        first, last = sizes[0]["pipeline_2_workers"], sizes[-1]["pipeline_2_workers"]
+        results["worker_peak_growth"] = round(max(last["worker_peak_mb"]) / max(first["worker_peak_mb"]) - 1, 3)
+        results["driver_peak_growth"] = round(last["driver_peak_mb"] / first["driver_peak_mb"] - 1, 3)
+        per_worker = last["mb_per_s"] / 2
+        results["mb_per_s_per_worker"] = round(per_worker, 3)
+        results["brwac_workers_dupe10_2h"] = int(-(-BRWAC_MB * 10 // (per_worker * 7200)))
 
     if not args.skip_pretrain:
-        from keras_bert.tokenization import learn_vocabulary_from_sample, write_vocabulary
-
-        base = os.path.join(args.work_dir, "pretrain")
-        shutil.rmtree(base, ignore_errors=True)
-        files = build_corpus(lines, os.path.join(base, "corpus"), args.pretrain_mb, file_mb=1)
-        held_out = build_corpus(lines[::-1], os.path.join(base, "held_out"), 0.5)
-        vocab = os.path.join(base, "vocab.txt")
-        write_vocabulary(learn_vocabulary_from_sample(files, 2000, 2**20), vocab)
-        shape = ["--max-seq-length", "64", "--max-predictions-per-seq", "10"]
-        validation = os.path.join(base, "validation")
-        run_measured(prepare_command(held_out, vocab, validation, extra=shape), validation + ".log")
-        results["pretrain"] = {"steps": args.pretrain_steps, "corpus_mb": args.pretrain_mb}
-        for name, workers in (("single_process", None), ("pipeline_2_workers", 2)):
-            shards = os.path.join(base, f"shards-{name}")
-            run_measured(prepare_command(files, vocab, shards, workers=workers, dupe_factor=2, extra=shape),
-                         shards + ".log")
-            train_files = sorted(os.path.join(shards, f) for f in os.listdir(shards) if ".tfrecord" in f)
-            validation_files = sorted(os.path.join(validation, f) for f in os.listdir(validation)
-                                      if ".tfrecord" in f)
-            results["pretrain"][name] = pretrain(train_files, validation_files, vocab, os.path.join(base, f"model-{name}"),
-                                                 args.pretrain_steps, os.path.join(base, f"pretrain-{name}.log"))
-            print(f"[pretrain] {name}: {results['pretrain'][name]}", flush=True)
+        results["pretrain"] = compare_pretraining(lines, args)
     print(json.dumps(results, indent=2))
     if args.json:
         with open(args.json, "w") as handle:
