@@ -1,6 +1,6 @@
 """Pretraining data at corpus scale: the Beam pipeline against the single-process job, side by side.
 
-    python -m benchmarks.pretraining_data --json out.json          # all targets (about 30 min on 2 quiet cores)
+    python -m benchmarks.pretraining_data --json out.json          # all targets (about 35 min on 2 quiet cores)
     python -m benchmarks.pretraining_data --sizes-mb 16 --skip-pretrain   # throughput and statistics at 16 MB only
 
 Builds corpora in --work-dir (never in the checkout) from ../shared/data (english_books and Machado de
@@ -252,13 +252,13 @@ def validation_metrics(log_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="/tmp/pretraining_data_bench")
-    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[16, 100], help="corpus sizes; the first one "
+    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[16, 200], help="corpus sizes; the first one "
                         "compares statistics with the single-process job, the last one also measures throughput "
                         "against the 1-worker pipeline and the single-process job")
     parser.add_argument("--vocab", default=os.path.join(DATA, "vocab", "bert-base-multilingual-cased", "vocab.txt"))
     parser.add_argument("--pretrain-mb", type=float, default=2, help="corpus of the training.pretrain comparison")
     parser.add_argument("--pretrain-steps", type=int, default=3000)
-    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds of the throughput runs")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds of the throughput runs")
     parser.add_argument("--pretrain-seeds", type=int, nargs="+", default=[1, 2],
                         help="training seeds of each training.pretrain run (their spread is the noise)")
     parser.add_argument("--skip-pretrain", action="store_true")
