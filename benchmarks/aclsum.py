@@ -91,7 +91,7 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="score only the first N val and test papers "
                         "(a quick end-to-end check; the reported numbers need all)")
     args, finetune_flags = parser.parse_known_args(argv)
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), os.getloadavg()
     os.makedirs(args.work_dir, exist_ok=True)
     from benchmarks.sst2_quality import convert_once
 
@@ -191,7 +191,8 @@ def main(argv=None):
 
     print(f"[aclsum] recipe {recipe['wall_seconds'] / 60:.1f} min wall, {recipe['cpu_seconds'] / 60:.1f} min CPU "
           f"({cores} cores; fine-tuning {minutes(train)}, val selection + test scoring {minutes(scoring)}); "
-          f"truncated run + baselines {minutes(baselines)}; everything {wall / 60:.1f} min wall")
+          f"truncated run + baselines {minutes(baselines)}; everything {wall / 60:.1f} min wall; load average "
+          f"{load_at_start[1]:.1f} at the start, {os.getloadavg()[1]:.1f} at the end")
     result = {"top_k": top_k, "model": model_rouge, "model_top3": top3_rouge, "lead3": lead_rouge,
               "highlights": human_rouge, "oracle": oracle_rouge, "unsupervised": unsupervised,
               "sentence_chunked": {a: model_metrics[f"{a}_sentence_f1"] for a in ASPECTS},
@@ -199,7 +200,7 @@ def main(argv=None):
               "sentence_top3": {a: top3_metrics[f"{a}_sentence_f1"] for a in ASPECTS},
               "val_rouge_by_k": by_k, "targets": targets, "wall_seconds": wall, "cores": cores,
               "recipe": recipe, "finetune": train.as_dict(), "scoring": scoring.as_dict(),
-              "baselines": baselines.as_dict(), "load_average": os.getloadavg()}
+              "baselines": baselines.as_dict(), "load_average": {"start": load_at_start, "end": os.getloadavg()}}
     with open(os.path.join(args.work_dir, "aclsum.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
     return 0 if all(targets.values()) else 1

@@ -144,18 +144,20 @@ def test_model_options_config_freezing_and_weighted_loss(init_dir):
     from keras_bert.tasks.preprocessing import load_pretrained
 
     encoder, _, _ = load_pretrained(init_dir)
+    blocks = encoder.transformer_blocks
+    top = len(blocks) - 1  # all blocks but the first train
     model = keras_bert.BertExtractiveSummarizer(encoder, aspects=["a", "b"], pooling="mean", positive_weight=2.5,
-                                                trainable_encoder_layers=1)
+                                                trainable_encoder_layers=top)
     config = model.get_config()
-    assert (config["pooling"], config["positive_weight"], config["trainable_encoder_layers"]) == ("mean", 2.5, 1)
+    assert (config["pooling"], config["positive_weight"], config["trainable_encoder_layers"]) == ("mean", 2.5, top)
     restored = keras_bert.BertExtractiveSummarizer.from_config(config)
     assert restored.get_layer("sentence_vectors").pooling == "mean"
-    # The embeddings and the lower block are frozen; the top block, inter-sentence layers and heads train.
-    blocks = encoder.transformer_blocks
-    assert not encoder.embeddings.trainable and not blocks[0].trainable and blocks[1].trainable
+    # The embeddings and the lowest block are frozen; the blocks above, inter-sentence layers and heads train.
+    assert not encoder.embeddings.trainable and not blocks[0].trainable and all(b.trainable for b in blocks[1:])
     trainable = {id(v) for v in model.trainable_variables}
     assert not any(id(v) in trainable for v in encoder.embeddings.weights + blocks[0].weights)
-    assert all(id(v) in trainable for v in blocks[1].trainable_weights)
+    assert all(id(v) in trainable for b in blocks[1:] for v in b.trainable_weights)
+    assert all(id(v) in trainable for v in model.get_layer("inter_sentence_block_0").trainable_weights)
     assert {id(v) for v in restored.encoder.embeddings.weights}.isdisjoint({id(v) for v in
                                                                           restored.trainable_variables})
     # Positives weigh positive_weight in the masked BCE (mean over real sentences, then over aspects).
