@@ -90,7 +90,11 @@ def main(argv=None):
     parser.add_argument("--skip-train", action="store_true", help="reuse WORK/finetune")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N val and test papers "
                         "(a quick end-to-end check; the reported numbers need all)")
+    parser.add_argument("--baselines", default=None, help="an earlier run's aclsum.json: reuse its LEAD-3, "
+                        "highlights, oracle and unsupervised rows (they do not depend on the fine-tuned model)")
     args, finetune_flags = parser.parse_known_args(argv)
+    if args.baselines and args.limit:
+        parser.error("--baselines holds the rows of all test papers; it cannot go with --limit")
     started, load_at_start = time.perf_counter(), os.getloadavg()
     os.makedirs(args.work_dir, exist_ok=True)
     from benchmarks.sst2_quality import convert_once
@@ -137,20 +141,26 @@ def main(argv=None):
         truncated_scores = scores(test, max_chunks=1)
         top3_rouge, top3_metrics = rouge_table(test, selections(test, test_scores, {a: 3 for a in ASPECTS}))
         _, truncated_metrics = rouge_table(test, selections(test, truncated_scores, top_k))
-        lead_rouge, _ = rouge_table(test, [{a: list(range(min(3, len(d.sentences)))) for a in ASPECTS}
-                                           for d in test])
-        human_rouge, _ = rouge_table(test, [{a: [i for i, v in enumerate(d.labels[a]) if v] for a in ASPECTS}
-                                            for d in test])
-        oracle_rouge, _ = rouge_table(test, [{a: [i for i, v in enumerate(S.oracle_labels(d.sentences,
-                                                                                          d.references[a])) if v]
-                                              for a in ASPECTS} for d in test])
-        keras.config.set_dtype_policy("float32")
-        embedder = keras_bert.BertEmbedder.from_pretrained(init, sequence_length=128)
-        unsupervised = {}
-        for method in ("kmeans", "centroid"):
-            rows = S.unsupervised_scores(embedder, [d.sentences for d in test], 3, method)
-            unsupervised[method] = rouge_table(test, [{a: S.select(list(r["summary"]), d.sentences, 3)
-                                                       for a in ASPECTS} for d, r in zip(test, rows)])[0]
+        if args.baselines:
+            with open(args.baselines, encoding="utf-8") as f:
+                earlier = json.load(f)
+            lead_rouge, human_rouge, oracle_rouge, unsupervised = (
+                earlier[k] for k in ("lead3", "highlights", "oracle", "unsupervised"))
+            print(f"[aclsum] LEAD-3, highlights, oracle and unsupervised rows from {args.baselines}")
+        else:
+            lead_rouge, _ = rouge_table(test, [{a: list(range(min(3, len(d.sentences)))) for a in ASPECTS}
+                                               for d in test])
+            human_rouge, _ = rouge_table(test, [{a: [i for i, v in enumerate(d.labels[a]) if v] for a in ASPECTS}
+                                                for d in test])
+            oracle_rouge, _ = rouge_table(test, [{a: [i for i, v in enumerate(S.oracle_labels(
+                d.sentences, d.references[a])) if v] for a in ASPECTS} for d in test])
+            keras.config.set_dtype_policy("float32")
+            embedder = keras_bert.BertEmbedder.from_pretrained(init, sequence_length=128)
+            unsupervised = {}
+            for method in ("kmeans", "centroid"):
+                rows = S.unsupervised_scores(embedder, [d.sentences for d in test], 3, method)
+                unsupervised[method] = rouge_table(test, [{a: S.select(list(r["summary"]), d.sentences, 3)
+                                                           for a in ASPECTS} for d, r in zip(test, rows)])[0]
     wall = time.perf_counter() - started
     recipe = {"wall_seconds": train.wall + scoring.wall, "cpu_seconds": train.cpu + scoring.cpu}
     cores = len(os.sched_getaffinity(0))
