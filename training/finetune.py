@@ -43,6 +43,9 @@ class FinetuneConfig(LoopConfig, tasks.DataOptions):
         eval_every: int or None. Steps between validations; None validates at the end only.
         max_train_examples: int or None. Use only the first N training examples.
         dropout: float or None. Head dropout; None uses the encoder's.
+        model_options: dict. More arguments of the task model, those its kind lists in `model_options`
+            (summarization: `pooling`, `positive_weight`, `trainable_encoder_layers`, `num_inter_layers`);
+            config file only.
     """
 
     choices = {**LoopConfig.choices, **tasks.DataOptions.choices, "task": tasks.TRAINABLE_KINDS}
@@ -56,6 +59,17 @@ class FinetuneConfig(LoopConfig, tasks.DataOptions):
     eval_every: typing.Optional[int] = None
     max_train_examples: typing.Optional[int] = None
     dropout: typing.Optional[float] = None
+    model_options: dict = dataclasses.field(default_factory=dict)
+
+
+def model_options(task, config):
+    """`config.model_options`, checked against the task kind's `model_options` (a `ConfigError` otherwise)."""
+    options = dict(config.model_options)
+    known = list(getattr(task, "model_options", ()))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"model_options: unknown key(s) {unknown} for task {task.name!r}; known keys: {known}")
+    return options
 
 
 def main(argv=None):
@@ -68,6 +82,7 @@ def main(argv=None):
     except ValueError as error:
         raise ConfigError(str(error)) from None
     task = tasks.get(config.task)
+    options = model_options(task, config)
     train_file, validation_file = data_file(config.train_file, "--train-file"), data_file(
         config.validation_file, "--validation-file")
 
@@ -92,7 +107,12 @@ def main(argv=None):
 
     # --- Model and optimizer, under the strategy scope ---
     with strategy.scope():
-        model = task.build_model(encoder, train.labels, config.dropout)
+        try:
+            model = task.build_model(encoder, train.labels, config.dropout, **options)
+        except ValueError as error:
+            if not options:
+                raise
+            raise ConfigError(f"model_options {options}: {error}") from None
         model.compile(optimizer=build_optimizer(config, steps), jit_compile=config.use_jit_compile())
 
     def validate(model):

@@ -646,6 +646,8 @@ class Summarization(base.TaskKind):
     name = "summarization"
     model_class = BertExtractiveSummarizer
     default_top_k = 3
+    # The model's arguments a recipe may set (`training.finetune`'s `model_options`).
+    model_options = ("num_inter_layers", "pooling", "positive_weight", "trainable_encoder_layers")
 
     def read(self, path, options, tokenizer, *, batch_size, training, labels=None, seed=0, limit=None,
              max_chunks=None):
@@ -661,8 +663,10 @@ class Summarization(base.TaskKind):
                                    seed=seed, drop_remainder=training)
         return base.TaskData(dataset, len(documents), documents, aspects, path)
 
-    def build_model(self, encoder, labels, dropout=None):
-        return BertExtractiveSummarizer(encoder, aspects=list(labels or [DEFAULT_ASPECT]), dropout=dropout)
+    def build_model(self, encoder, labels, dropout=None, **options):
+        """`BertExtractiveSummarizer` with one output per aspect; `options` are its `model_options` arguments."""
+        return BertExtractiveSummarizer(encoder, aspects=list(labels or [DEFAULT_ASPECT]), dropout=dropout,
+                                        **options)
 
     def predict(self, model, data):
         return predict_scores(model, data.dataset, [len(d.sentences) for d in data.reference])

@@ -38,9 +38,11 @@ def init_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def summarizer(init_dir):
+    # The ACLSum recipe's sentence vectors (mean pooling) and loss (weighted positives).
     keras.utils.set_random_seed(0)
     model = keras_bert.BertExtractiveSummarizer.from_pretrained(init_dir, sequence_length=WINDOW,
-                                                                aspects=["challenge", "outcome"])
+                                                                aspects=["challenge", "outcome"], pooling="mean",
+                                                                positive_weight=3.0)
     return model
 
 
@@ -75,16 +77,104 @@ def test_chunks_hold_whole_sentences_within_the_window(summarizer):
     assert truncated["token_ids"].shape[0] == 1 and 0 < truncated["sentence_mask"].sum() < len(pieces)
 
 
+def _encoded_batch(summarizer, documents, max_chunks=None):
+    """Padded model inputs of `documents` and the encoder's sequence output `[docs, chunks, seq, hidden]`."""
+    features = S.encode_documents(summarizer.preprocessor.tokenizer, documents, WINDOW, max_chunks)
+    batch = next(iter(S.features_dataset(features, batch_size=len(features))))
+    batch = {k: np.asarray(v) for k, v in batch.items()}
+    docs, chunks, seq = batch["token_ids"].shape
+    sequence = summarizer.encoder({k: batch[k].reshape(docs * chunks, seq) for k in S.CHUNK_INPUTS})
+    return features, batch, np.asarray(sequence["sequence_output"]).reshape(docs, chunks, seq, -1)
+
+
+def _vectors(pooling, batch, sequence):
+    from keras_bert.models.summarizer import SentenceVectors
+
+    docs, chunks, seq, hidden = sequence.shape
+    layer = SentenceVectors(pooling)
+    return np.asarray(layer(sequence.reshape(docs * chunks, seq, hidden), batch["token_ids"],
+                            batch["sentence_chunk"], batch["sentence_position"], batch["sentence_mask"],
+                            batch["padding_mask"]))
+
+
 def test_sentence_vectors_are_the_encoder_cls_states_of_their_own_chunk(summarizer):
-    features = S.encode_documents(summarizer.preprocessor.tokenizer, [S.split_sentences(DOCUMENTS[0])], WINDOW)[0]
-    batch = {k: v[None] for k, v in features.items()}
-    sequence = summarizer.encoder({k: batch[k][0] for k in ("token_ids", "segment_ids", "padding_mask")})
-    sequence = np.asarray(sequence["sequence_output"])
-    layer = summarizer.get_layer("sentence_vectors")
-    flat = keras.ops.reshape(sequence, (-1,) + sequence.shape[1:])
-    vectors = np.asarray(layer(flat, batch["token_ids"], batch["sentence_chunk"], batch["sentence_position"]))
-    expected = sequence[features["sentence_chunk"], features["sentence_position"]]
-    np.testing.assert_allclose(vectors[0], expected, atol=1e-6)
+    documents = [S.split_sentences(d) for d in DOCUMENTS]
+    features, batch, sequence = _encoded_batch(summarizer, documents)
+    vectors = _vectors("cls", batch, sequence)
+    for b, f in enumerate(features):
+        expected = sequence[b, f["sentence_chunk"], f["sentence_position"]]
+        np.testing.assert_allclose(vectors[b, :len(f["sentence_mask"])], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("max_chunks", [None, 1])
+def test_mean_sentence_vectors_average_each_sentences_own_pieces(summarizer, max_chunks):
+    # Documents of different lengths in one padded batch; with max_chunks=1 the later sentences are masked.
+    documents = [S.split_sentences(d) for d in DOCUMENTS]
+    features, batch, sequence = _encoded_batch(summarizer, documents, max_chunks)
+    vectors = _vectors("mean", batch, sequence)
+    pieces = [S.sentence_pieces(summarizer.preprocessor.tokenizer, d, WINDOW) for d in documents]
+    for b, f in enumerate(features):
+        for i, p in enumerate(pieces[b]):
+            if not f["sentence_mask"][i]:
+                np.testing.assert_allclose(vectors[b, i], 0.0)
+                continue
+            chunk, start = f["sentence_chunk"][i], f["sentence_position"][i]
+            expected = sequence[b, chunk, start:start + len(p)].mean(axis=0)
+            np.testing.assert_allclose(vectors[b, i], expected, rtol=1e-5, atol=1e-5)
+        assert not vectors[b, len(pieces[b]):].any()  # padded sentence slots
+    truncated = sum(int(f["sentence_mask"].sum()) < len(f["sentence_mask"]) for f in features)
+    assert truncated > 0 if max_chunks else truncated == 0
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_sentence_vectors_layer(pooling):
+    from keras_bert.models.summarizer import SentenceVectors
+    from tests.test_case import run_layer_test
+
+    rng = np.random.default_rng(0)
+    padding = np.array([[[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]], [[1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0]]], "int32")
+    call_args = [rng.normal(size=(4, 6, 8)).astype("float32"), padding, np.array([[0, 0, 1], [0, 0, 0]], "int32"),
+                 np.array([[0, 3, 0], [0, 2, 0]], "int32"), np.array([[1, 1, 1], [1, 1, 0]], "int32"), padding]
+    run_layer_test(SentenceVectors(pooling), call_args, (2, 3, 8), expected_num_trainable_weights=0,
+                   run_training=False)
+
+
+def test_model_options_config_freezing_and_weighted_loss(init_dir):
+    from keras_bert.models.summarizer import SentenceVectors
+    from keras_bert.tasks.preprocessing import load_pretrained
+
+    encoder, _, _ = load_pretrained(init_dir)
+    blocks = encoder.transformer_blocks
+    top = len(blocks) - 1  # all blocks but the first train
+    model = keras_bert.BertExtractiveSummarizer(encoder, aspects=["a", "b"], pooling="mean", positive_weight=2.5,
+                                                trainable_encoder_layers=top)
+    config = model.get_config()
+    assert (config["pooling"], config["positive_weight"], config["trainable_encoder_layers"]) == ("mean", 2.5, top)
+    restored = keras_bert.BertExtractiveSummarizer.from_config(config)
+    assert restored.get_layer("sentence_vectors").pooling == "mean"
+    # The embeddings and the lowest block are frozen; the blocks above, inter-sentence layers and heads train.
+    assert not encoder.embeddings.trainable and not blocks[0].trainable and all(b.trainable for b in blocks[1:])
+    trainable = {id(v) for v in model.trainable_variables}
+    assert not any(id(v) in trainable for v in encoder.embeddings.weights + blocks[0].weights)
+    assert all(id(v) in trainable for b in blocks[1:] for v in b.trainable_weights)
+    assert all(id(v) in trainable for v in model.get_layer("inter_sentence_block_0").trainable_weights)
+    assert {id(v) for v in restored.encoder.embeddings.weights}.isdisjoint({id(v) for v in
+                                                                          restored.trainable_variables})
+    # Positives weigh positive_weight in the masked BCE (mean over real sentences, then over aspects).
+    y = {"a": np.array([[1.0, 0.0, -1.0]]), "b": np.array([[0.0, 1.0, 1.0]])}
+    p = {"a": np.array([[0.7, 0.2, 0.5]]), "b": np.array([[0.4, 0.9, 0.6]])}
+
+    def bce(labels, scores, weight):
+        return -np.mean([weight * np.log(s) if t == 1 else np.log(1 - s) for t, s in zip(labels, scores) if t >= 0])
+
+    expected = (bce([1, 0, -1], [0.7, 0.2, 0.5], 2.5) + bce([0, 1, 1], [0.4, 0.9, 0.6], 2.5)) / 2
+    assert float(model.compute_loss(y=y, y_pred=p)) == pytest.approx(expected, rel=1e-5)
+    plain = keras_bert.BertExtractiveSummarizer(encoder, aspects=["a", "b"])
+    assert float(plain.compute_loss(y=y, y_pred=p)) < float(model.compute_loss(y=y, y_pred=p))
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        SentenceVectors("max")
+    with pytest.raises(ValueError, match="trainable_encoder_layers"):
+        keras_bert.BertExtractiveSummarizer(encoder, trainable_encoder_layers=-1)
 
 
 def test_graph_chunking_and_features_match_python(summarizer):

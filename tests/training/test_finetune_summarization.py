@@ -59,3 +59,14 @@ def test_bad_record_is_a_one_line_error(tiny_init, tmp_path):
                      tmp_path / "out", "--train-file", bad, "--validation-file", bad, check=False)
     assert result.returncode == 2
     assert f"error: {bad}:1: field 'labels' has 1 labels for 2 sentences" in result.stderr.strip().splitlines()[-1]
+
+
+def test_unknown_model_option_is_a_one_line_error(tiny_init, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    text = open(RECIPE, encoding="utf-8").read()
+    recipe.write_text(text.replace("  pooling: mean\n", "  pooling: mean\n  heads: 4\n"))
+    result = run_job("training.finetune", "--config", recipe, "--init", tiny_init, "--output-dir", tmp_path / "out",
+                     check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: model_options: unknown key(s) ['heads'] for task 'summarization'"), result.stderr
