@@ -20,7 +20,6 @@ checkpoints (resumable), `metrics.json`, the dev predictions and the text-in stu
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
 import random
@@ -38,8 +37,8 @@ from keras_bert.models.distiller import (DISTILLABLE, BertDistiller, check_layer
                                          student_from_layers, student_on_encoder)
 from keras_bert.tasks.classification import first, length_buckets, read_examples
 from keras_bert.tasks.preprocessing import BertTextPreprocessor, load_pretrained
-from keras_bert.trainer import (ConfigError, build_optimizer, check_not_empty, data_file, fit_resumable, is_chief,
-                                parse_job_config, prepare, run)
+from keras_bert.trainer import (ConfigError, build_optimizer, check_not_empty, data_file, fit_resumable,
+                                parse_job_config, prepare, run, save_task_model)
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
 from training.finetune import FinetuneConfig
 
@@ -198,7 +197,9 @@ def teacher_outputs(teacher, task, tokenizer, texts, config, cache_path, fingerp
     outputs = np.empty_like(sorted_outputs)
     outputs[order] = sorted_outputs
     os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-    np.savez(cache_path, outputs=outputs, fingerprint=np.asarray(fingerprint))
+    with open(cache_path + ".tmp", "wb") as f:  # Then renamed: a cache file is never half written.
+        np.savez(f, outputs=outputs, fingerprint=np.asarray(fingerprint))
+    os.replace(cache_path + ".tmp", cache_path)
     return outputs
 
 
@@ -322,7 +323,7 @@ def main(argv=None):
     steps = config.steps or max(1, math.ceil(config.epochs * size / config.batch_size))
 
     with strategy.scope():
-        distiller.compile(optimizer=build_optimizer(config, steps), jit_compile=config.jit_compile)
+        distiller.compile(optimizer=build_optimizer(config, steps), jit_compile=config.use_jit_compile())
     sizes = {"teacher_parameters": teacher.encoder.count_params(), "student_parameters": student.encoder.count_params(),
              "student_teacher_flops": encoder_flops(s, 32) / encoder_flops(t, 32)}
     print(f"[distill] student ({origin}): {s.num_layers} blocks x {s.hidden_size}, "
@@ -352,14 +353,8 @@ def main(argv=None):
     report = {**metrics, **{f"teacher_{k}": v for k, v in teacher_metrics.items()}, **sizes,
               "student_examples_per_second": student_speed, "teacher_examples_per_second": teacher_speed,
               "speedup": student_speed / teacher_speed}
-    if result["logger"] is not None:
-        result["logger"].write("validation", result["step"], report)
-    if is_chief(strategy):
-        tasks.write_metrics(config.output_dir, report, result["step"])
-        task.write_predictions(config.output_dir, dev, predictions, tokenizer)
-        student.preprocessor = preprocessor
-        keras_bert.save(student, config.output_dir)
-    print(f"[distill] {kind} step {result['step']}: " + json.dumps(report))
+    save_task_model("distill", config, strategy, result, task, student, preprocessor, dev, report, predictions,
+                    tokenizer)
     return report
 
 
