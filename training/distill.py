@@ -13,7 +13,10 @@ teacher's config). The transfer set is the labelled training file, plus the line
 outputs are computed once per example and cached in DIR2/teacher_outputs.npz. The loss is the soft-target KL
 at `temperature` (x T^2), the hard-label loss on the labelled examples and, with `hidden_weight`, the
 hidden-state MSE (through learned projections when the widths differ) and, with `attention_weight`, the KL of
-the mapped blocks' attention distributions. Writes what `training.finetune` writes:
+the mapped blocks' attention distributions. With `mixed_precision: mixed_bfloat16` (the SST-2 recipe: AMX or
+AVX512-BF16 CPUs) the teacher runs under the same policy, so its cached outputs come from bfloat16 matmuls; the
+saved student holds no dtype and loads (and exports) at float32 unless asked otherwise. Writes what
+`training.finetune` writes:
 TensorBoard logs (each loss term, the validation metric, the student's and teacher's sizes and speed),
 checkpoints (resumable), `metrics.json`, the dev predictions and the text-in student model (`keras_bert.load`).
 """
@@ -203,8 +206,8 @@ def teacher_outputs(teacher, task, tokenizer, texts, config, cache_path, fingerp
     return outputs
 
 
-def _fingerprint(teacher_dir, texts, max_seq_length):
-    digest = hashlib.sha256(f"{os.path.abspath(teacher_dir)}\n{max_seq_length}\n".encode())
+def _fingerprint(teacher_dir, texts, max_seq_length, dtype_policy):
+    digest = hashlib.sha256(f"{os.path.abspath(teacher_dir)}\n{max_seq_length}\n{dtype_policy}\n".encode())
     for part in texts:
         if part is not None:
             digest.update("\x00".join(part).encode("utf-8"))
@@ -312,7 +315,8 @@ def main(argv=None):
     size, gold = len(texts[0]), len(train_examples)
     outputs = teacher_outputs(teacher, task, tokenizer, texts, config,
                               os.path.join(config.output_dir, CACHE_FILE),
-                              _fingerprint(config.teacher, texts, config.max_seq_length))
+                              _fingerprint(config.teacher, texts, config.max_seq_length,
+                                           teacher.dtype_policy.name))
     hard = np.zeros(size, np.float32 if task.regression else np.int32) - (0 if task.regression else 1)
     hard[:gold] = train_examples.labels
     labelled = (np.arange(size) < gold).astype(np.float32)
