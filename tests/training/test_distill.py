@@ -19,7 +19,7 @@ SST2_DEV = os.path.join(DATA, "sst2", "dev.tsv")
 ALICE = os.path.join(DATA, "english_books", "carroll-alice.txt")
 # float32 (the recipe trains in mixed_bfloat16): the job's predictions then equal the float32 export's exactly.
 SMALL = ["--max-train-examples", 64, "--max-eval-examples", 48, "--batch-size", 8, "--eval-batch-size", 16,
-         "--mixed-precision", "null"]
+         "--mixed-precision", "float32"]
 
 
 @pytest.fixture(scope="module")
