@@ -13,14 +13,16 @@ teacher's config). The transfer set is the labelled training file, plus the line
 outputs are computed once per example and cached in DIR2/teacher_outputs.npz. The loss is the soft-target KL
 at `temperature` (x T^2), the hard-label loss on the labelled examples and, with `hidden_weight`, the
 hidden-state MSE (through learned projections when the widths differ) and, with `attention_weight`, the KL of
-the mapped blocks' attention distributions. Writes what `training.finetune` writes:
+the mapped blocks' attention distributions. With `mixed_precision: mixed_bfloat16` (the SST-2 recipe: AMX or
+AVX512-BF16 CPUs) the teacher runs under the same policy, so its cached outputs come from bfloat16 matmuls; the
+saved student holds no dtype and loads (and exports) at float32 unless asked otherwise. Writes what
+`training.finetune` writes:
 TensorBoard logs (each loss term, the validation metric, the student's and teacher's sizes and speed),
 checkpoints (resumable), `metrics.json`, the dev predictions and the text-in student model (`keras_bert.load`).
 """
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
 import random
@@ -38,8 +40,8 @@ from keras_bert.models.distiller import (DISTILLABLE, BertDistiller, check_layer
                                          student_from_layers, student_on_encoder)
 from keras_bert.tasks.classification import first, length_buckets, read_examples
 from keras_bert.tasks.preprocessing import BertTextPreprocessor, load_pretrained
-from keras_bert.trainer import (ConfigError, build_optimizer, check_not_empty, data_file, fit_resumable, is_chief,
-                                parse_job_config, prepare, run)
+from keras_bert.trainer import (ConfigError, build_optimizer, check_not_empty, data_file, fit_resumable,
+                                parse_job_config, prepare, run, save_task_model)
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
 from training.finetune import FinetuneConfig
 
@@ -198,12 +200,14 @@ def teacher_outputs(teacher, task, tokenizer, texts, config, cache_path, fingerp
     outputs = np.empty_like(sorted_outputs)
     outputs[order] = sorted_outputs
     os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-    np.savez(cache_path, outputs=outputs, fingerprint=np.asarray(fingerprint))
+    with open(cache_path + ".tmp", "wb") as f:  # Then renamed: a cache file is never half written.
+        np.savez(f, outputs=outputs, fingerprint=np.asarray(fingerprint))
+    os.replace(cache_path + ".tmp", cache_path)
     return outputs
 
 
-def _fingerprint(teacher_dir, texts, max_seq_length):
-    digest = hashlib.sha256(f"{os.path.abspath(teacher_dir)}\n{max_seq_length}\n".encode())
+def _fingerprint(teacher_dir, texts, max_seq_length, dtype_policy):
+    digest = hashlib.sha256(f"{os.path.abspath(teacher_dir)}\n{max_seq_length}\n{dtype_policy}\n".encode())
     for part in texts:
         if part is not None:
             digest.update("\x00".join(part).encode("utf-8"))
@@ -311,7 +315,8 @@ def main(argv=None):
     size, gold = len(texts[0]), len(train_examples)
     outputs = teacher_outputs(teacher, task, tokenizer, texts, config,
                               os.path.join(config.output_dir, CACHE_FILE),
-                              _fingerprint(config.teacher, texts, config.max_seq_length))
+                              _fingerprint(config.teacher, texts, config.max_seq_length,
+                                           teacher.dtype_policy.name))
     hard = np.zeros(size, np.float32 if task.regression else np.int32) - (0 if task.regression else 1)
     hard[:gold] = train_examples.labels
     labelled = (np.arange(size) < gold).astype(np.float32)
@@ -322,7 +327,7 @@ def main(argv=None):
     steps = config.steps or max(1, math.ceil(config.epochs * size / config.batch_size))
 
     with strategy.scope():
-        distiller.compile(optimizer=build_optimizer(config, steps), jit_compile=config.jit_compile)
+        distiller.compile(optimizer=build_optimizer(config, steps), jit_compile=config.use_jit_compile())
     sizes = {"teacher_parameters": teacher.encoder.count_params(), "student_parameters": student.encoder.count_params(),
              "student_teacher_flops": encoder_flops(s, 32) / encoder_flops(t, 32)}
     print(f"[distill] student ({origin}): {s.num_layers} blocks x {s.hidden_size}, "
@@ -352,14 +357,8 @@ def main(argv=None):
     report = {**metrics, **{f"teacher_{k}": v for k, v in teacher_metrics.items()}, **sizes,
               "student_examples_per_second": student_speed, "teacher_examples_per_second": teacher_speed,
               "speedup": student_speed / teacher_speed}
-    if result["logger"] is not None:
-        result["logger"].write("validation", result["step"], report)
-    if is_chief(strategy):
-        tasks.write_metrics(config.output_dir, report, result["step"])
-        task.write_predictions(config.output_dir, dev, predictions, tokenizer)
-        student.preprocessor = preprocessor
-        keras_bert.save(student, config.output_dir)
-    print(f"[distill] {kind} step {result['step']}: " + json.dumps(report))
+    save_task_model("distill", config, strategy, result, task, student, preprocessor, dev, report, predictions,
+                    tokenizer)
     return report
 
 

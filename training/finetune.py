@@ -14,16 +14,14 @@ for question answering), and the text-in model (`keras_bert.load(DIR2).predict(t
 """
 
 import dataclasses
-import json
 import math
 import sys
 import typing
 
-import keras_bert
 from keras_bert import tasks
 from keras_bert.tasks.preprocessing import BertTextPreprocessor, load_pretrained
 from keras_bert.trainer import (ConfigError, LoopConfig, build_optimizer, check_not_empty, data_file, fit_resumable,
-                                is_chief, parse_job_config, prepare, run)
+                                parse_job_config, prepare, run, save_task_model)
 from keras_bert.trainer.tensorboard import mean_tokens_per_example
 
 
@@ -132,14 +130,8 @@ def main(argv=None):
 
     # --- Final validation, metrics.json, predictions, the text-in model ---
     metrics, predictions = task.evaluate(dev, task.predict(model, dev), train.labels, config)
-    if result["logger"] is not None:
-        result["logger"].write("validation", result["step"], metrics)
-    if is_chief(strategy):
-        tasks.write_metrics(config.output_dir, metrics, result["step"])
-        task.write_predictions(config.output_dir, dev, predictions, tokenizer)
-        model.preprocessor = preprocessor
-        keras_bert.save(model, config.output_dir)
-    print(f"[finetune] {config.task} step {result['step']}: " + json.dumps(metrics))
+    save_task_model("finetune", config, strategy, result, task, model, preprocessor, dev, metrics, predictions,
+                    tokenizer)
     return metrics
 
 

@@ -1,5 +1,7 @@
-"""What every training job shares: the strategy / precision / seed preamble, the optimizer, and the CLI wrapper."""
+"""What every training job shares: the strategy / precision / seed preamble, the optimizer, the final save of a task
+model, and the CLI wrapper."""
 
+import json
 import os
 import sys
 
@@ -52,6 +54,37 @@ def data_file(path, flag):
         if os.path.exists(candidate):
             return candidate
     raise ConfigError(f"{flag}: data file not found: {path}")
+
+
+def save_task_model(job, config, strategy, result, task, model, preprocessor, dev, metrics, predictions, tokenizer):
+    """The end of a task training job: the final metrics to TensorBoard and, on the chief, `metrics.json`, the dev
+    predictions and the text-in model in `config.output_dir`; then the `[job]` metrics line.
+
+    Args:
+        job: str. The job's name in the printed line, e.g. "finetune".
+        config: the job's config (`output_dir`, `task`).
+        strategy: the job's `tf.distribute.Strategy`.
+        result: what `fit_resumable` returned (`step`, `logger`).
+        task: the `keras_bert.tasks` task of the model.
+        model: the trained task model; its `preprocessor` is set to `preprocessor` before saving.
+        preprocessor: the `BertTextPreprocessor` the saved model carries.
+        dev: the dev `TaskData` the predictions are of.
+        metrics: dict. The final metrics (written and printed).
+        predictions: the dev predictions from `task.evaluate`.
+        tokenizer: the tokenizer `task.write_predictions` decodes with.
+    """
+    import keras_bert
+    from keras_bert import tasks
+    from keras_bert.trainer.strategy import is_chief
+
+    if result["logger"] is not None:
+        result["logger"].write("validation", result["step"], metrics)
+    if is_chief(strategy):
+        tasks.write_metrics(config.output_dir, metrics, result["step"])
+        task.write_predictions(config.output_dir, dev, predictions, tokenizer)
+        model.preprocessor = preprocessor
+        keras_bert.save(model, config.output_dir)
+    print(f"[{job}] {config.task} step {result['step']}: " + json.dumps(metrics))
 
 
 def run(main, argv=None):

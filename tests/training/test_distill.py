@@ -3,6 +3,7 @@ evaluates, exports (loaded as TF Serving loads it) and resumes; bad teachers and
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ RECIPE = os.path.join(REPO_ROOT, "training", "configs", "distill_sst2.yaml")
 FINETUNE = os.path.join(REPO_ROOT, "training", "configs", "finetune_sst2.yaml")
 SST2_DEV = os.path.join(DATA, "sst2", "dev.tsv")
 ALICE = os.path.join(DATA, "english_books", "carroll-alice.txt")
-SMALL = ["--max-train-examples", 64, "--max-eval-examples", 48, "--batch-size", 8, "--eval-batch-size", 16]
+# float32 (the recipe trains in mixed_bfloat16): the job's predictions then equal the float32 export's exactly.
+SMALL = ["--max-train-examples", 64, "--max-eval-examples", 48, "--batch-size", 8, "--eval-batch-size", 16,
+         "--mixed-precision", "float32"]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,22 @@ def test_student_saves_loads_evaluates_exports_and_resumes(teacher, tmp_path):
     assert "resumed from" in again.stdout and "at step 4" in again.stdout, again.stdout[-2000:]
     assert "teacher outputs from" in again.stdout
     assert json.loads((out / "metrics.json").read_text())["step"] == 6
+
+
+def test_mixed_bfloat16_student_saves_at_float32(teacher, tmp_path):
+    from training.distill import CACHE_FILE
+
+    float32 = _distill(teacher, tmp_path / "float32", steps=2)
+    assert "teacher outputs for 64 texts" in float32.stdout, float32.stdout[-2000:]
+    # Under mixed_bfloat16 the teacher runs in bfloat16 too: its float32 outputs are not reused.
+    (tmp_path / "mixed").mkdir()
+    shutil.copy(tmp_path / "float32" / CACHE_FILE, tmp_path / "mixed" / CACHE_FILE)
+    mixed = _distill(teacher, tmp_path / "mixed", "--mixed-precision", "mixed_bfloat16", steps=2)
+    assert "teacher outputs for 64 texts" in mixed.stdout, mixed.stdout[-2000:]
+    student = keras_bert.load(str(tmp_path / "mixed"))
+    policies = {layer.dtype_policy.name for layer in student._flatten_layers()}
+    assert "float32" in policies and not any("bfloat16" in name for name in policies), policies
+    assert json.loads((tmp_path / "mixed" / "metrics.json").read_text())["step"] == 2
 
 
 def _main_error(*argv):
