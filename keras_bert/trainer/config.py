@@ -161,12 +161,13 @@ def _validate(config, source):
 
 
 def load_config(config_class, path=None, overrides=None, ignore_unknown=False):
-    """Reads a YAML config file and applies flag overrides (None values are ignored).
+    """Reads a YAML config file and applies flag overrides (a None override sets the key to null).
 
     Args:
         config_class: a dataclass type such as `LoopConfig`.
         path: str or None. YAML file of `{key: value}`.
-        overrides: dict or None. Values from command-line flags; they win over the file.
+        overrides: dict or None. Values from command-line flags (only the flags given); they win over the
+            file.
         ignore_unknown: bool. Skip the file's keys that `config_class` does not have (a job reading
             another job's recipe); unknown flags are still errors.
 
@@ -190,8 +191,7 @@ def load_config(config_class, path=None, overrides=None, ignore_unknown=False):
             known = {f.name for f in dataclasses.fields(config_class)}
             values = {k: v for k, v in values.items() if k in known}
     config_from_dict(config_class, values, source)  # Errors name the file before flags are mixed in.
-    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return config_from_dict(config_class, {**values, **flags}, f"{source} + flags")
+    return config_from_dict(config_class, {**values, **(overrides or {})}, f"{source} + flags")
 
 
 def field_help(config_class):
@@ -235,10 +235,11 @@ def add_config_flags(parser, config_class):
         is_list = annotation is list or typing.get_args(annotation)[:1] == (list,)
         if is_list:
             comma = field.metadata.get("comma_separated", False)
-            parser.add_argument(flag, dest=field.name, nargs="+", default=None, help=text,
+            # Flags not given stay out of the namespace, so `--key null` can override a file's value.
+            parser.add_argument(flag, dest=field.name, nargs="+", default=argparse.SUPPRESS, help=text,
                                 type=(lambda v: [x.strip() for x in v.split(",") if x.strip()]) if comma else str)
         else:
-            parser.add_argument(flag, dest=field.name, type=yaml.safe_load, default=None, help=text,
+            parser.add_argument(flag, dest=field.name, type=yaml.safe_load, default=argparse.SUPPRESS, help=text,
                                 metavar=field.name.upper())
     return parser
 

@@ -78,3 +78,15 @@ def test_empty_dataset_and_different_model_fail_before_training(corpus_slice, tm
     assert result.returncode != 0
     assert "empty" in (result.stderr + result.stdout).lower(), result.stderr[-2000:]
     assert {p.name: p.stat().st_mtime_ns for p in checkpoints.iterdir()} == before
+
+
+def test_a_null_flag_overrides_the_files_value(tmp_path):
+    from keras_bert.trainer.config import parse_job_config
+
+    path = tmp_path / "bf16.yaml"
+    path.write_text(open(TINY, encoding="utf-8").read() + "mixed_precision: mixed_bfloat16\n")
+    assert parse_job_config(PretrainConfig, ["--config", str(path)]).mixed_precision == "mixed_bfloat16"
+    assert parse_job_config(PretrainConfig, ["--config", str(path), "--mixed-precision", "null"]).mixed_precision is None
+    # Flags not given leave the file's values alone.
+    config = parse_job_config(PretrainConfig, ["--config", str(path), "--steps", "7"])
+    assert (config.steps, config.mixed_precision) == (7, "mixed_bfloat16")
