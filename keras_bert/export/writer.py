@@ -257,7 +257,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
             set_method_name(staging, *EXAMPLE_SIGNATURES[task])
         if warmup:
             write_warmup_requests(staging, model_name, warmup_texts(module.text_inputs))
-            if module.jit_compile:
+            if module.batch_buckets:
                 write_bucket_warmup_requests(staging, model_name, module)
         os.rename(staging, final)
     except BaseException:
