@@ -6,7 +6,8 @@ Not a test. From the repository root, on a fine-tuned SST-2 model directory:
 
 Builds one `ServingModule` (the graph `serving.export` saves, without the save) per variant:
 float32, bfloat16, and int8 through each kernel (`xla`: the whole model XLA-compiled; `xla_dense`:
-only the quantized Dense clusters; `onednn`: `QuantizedMatMulWithBias`, no XLA), the rest of the
+only the quantized Dense clusters, on bucketed inputs; `xla_rows`: the same clusters padding their
+own rows; `onednn`: `QuantizedMatMulWithBias`, no XLA), the rest of the
 model in float32 or bfloat16. Each runs `serving_default` over the SST-2 dev sentences in batches
 (one warm pass first, which compiles every bucket an XLA kernel meets), the variants alternated
 over `--rounds`. Prints sentences/s and the ratio to float32, agreement with float32, and with
@@ -33,6 +34,8 @@ VARIANTS = (
     ("int8 xla (f32 rest)", "xla", "float32"),
     ("int8 xla_dense (f32 rest)", "xla_dense", "float32"),
     ("int8 xla_dense (bf16 rest)", "xla_dense", "bfloat16"),
+    ("int8 xla_rows (f32 rest)", "xla_rows", "float32"),
+    ("int8 xla_rows (bf16 rest)", "xla_rows", "bfloat16"),
     ("int8 onednn (f32 rest)", "onednn", "float32"),
     ("int8 onednn (bf16 rest)", "onednn", "bfloat16"),
 )

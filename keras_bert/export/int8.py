@@ -12,6 +12,9 @@ the same numbers (the same per-token / per-channel scheme, an exact int32 accumu
   XLA cluster; attention, softmax, LayerNorm and GELU stay on TensorFlow's oneDNN/Eigen kernels
   (in bfloat16 for a model built under the `"bfloat16"` policy). Inputs are still padded to
   buckets, so no request compiles.
+- `"xla_rows"`: the `"xla_dense"` clusters without padding the inputs: each cluster pads its
+  `[batch * length, features]` rows to the next of `ROW_BUCKETS` itself (a few rows instead of
+  whole padded sequences through every layer).
 - `"onednn"`: no XLA: activations shifted to uint8 (`q + 128`) feed TensorFlow's
   `QuantizedMatMulWithBias` (oneDNN's u8 x s8 -> s32 inner product, AMX-INT8 where present),
   whose MIN_FIRST zero-point compensation removes the shift exactly.
@@ -25,9 +28,21 @@ import functools
 
 import tensorflow as tf
 
-KERNELS = ("xla", "xla_dense", "onednn")
+KERNELS = ("xla", "xla_dense", "xla_rows", "onednn")
 # Kernels that need the inputs padded to fixed length/batch buckets (each shape compiles once).
 BUCKETED_KERNELS = ("xla", "xla_dense")
+
+
+def _row_buckets(first=(16, 32, 64, 128), last=16384):
+    buckets = list(first)
+    while buckets[-1] < last:
+        buckets.append(min(last, -(-buckets[-1] * 9 // 8 // 16) * 16))
+    return tuple(buckets)
+
+
+# Row counts the "xla_rows" clusters are compiled for: 16..128 doubling, then steps of at most 1/8
+# (multiples of 16) up to 16384 rows (32 x 512); beyond, multiples of the last.
+ROW_BUCKETS = _row_buckets()
 _ATTRIBUTE = "_keras_bert_int8_kernel"
 # Keras' `abs_max_quantize` range and epsilon (keras.backend.epsilon()).
 _QMAX = 127.0
@@ -53,7 +68,7 @@ def use_kernel(model, kernel):
 
     if kernel not in KERNELS:
         raise ValueError(f"int8 kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
-    matmul = {"xla": None, "xla_dense": _xla_dense, "onednn": _onednn_dense}[kernel]
+    matmul = {"xla": None, "xla_dense": _xla_dense, "xla_rows": _xla_rows, "onednn": _onednn_dense}[kernel]
     for layer in model._flatten_layers():
         if not (isinstance(layer, keras.layers.Dense) and getattr(layer, "quantization_mode", None) == "int8"):
             continue
@@ -110,17 +125,50 @@ def _xla_dense(x, kernel, kernel_scale, bias):
     return restore(_xla_dense_matmul(rows, kernel, kernel_scale, bias))
 
 
+def _xla_rows(x, kernel, kernel_scale, bias):
+    from keras_bert.export.module import _bucket_size
+
+    rows, restore = _flat(x)
+    count = tf.shape(rows)[0]
+    padded = tf.pad(rows, [[0, _bucket_size(count, ROW_BUCKETS) - count], [0, 0]])
+    return restore(_xla_dense_matmul(padded, kernel, kernel_scale, bias)[:count])
+
+
+def row_warmup_shapes(max_length, max_batch):
+    """(batch, length) input shapes whose `batch * length` rows meet every row bucket up to `max_batch * max_length`.
+
+    Args:
+        max_length: int. The export's truncation length.
+        max_batch: int. The largest batch to warm up.
+    """
+    shapes, previous, most = [], 0, max_batch * max_length
+    for bucket in ROW_BUCKETS:
+        if previous >= most:
+            break
+        bucket = min(bucket, most)
+        batch = -(-bucket // max_length)
+        length = min(max_length, bucket // batch)
+        if batch * length > previous:
+            shapes.append((batch, length))
+        previous = bucket
+    return shapes
+
+
 def _onednn_dense(x, kernel, kernel_scale, bias):
-    """Per-token int8 through `QuantizedMatMulWithBias`: exact `sum(q * w)` in int32, then dequantized.
+    """Per-token int8 through `QuantizedMatMulWithBiasAndDequantize`: exact `sum(q * w)`, then dequantized.
 
     The activations `q` in [-127, 127] go in as uint8 `q + 128` declared over the range
-    [-128, 127] (MIN_FIRST): the op's scales are then 1 and its zero-point compensation
-    (`-128 * column sums of w`) gives back `sum(q * w)` exactly (bias 0 inside the op).
+    [-128, 127] (MIN_FIRST) and the weights over [-127, 127]: the op's scales are then 1 and its
+    zero-point compensation (`-128 * column sums of w`) gives back `sum(q * w)` exactly, as float32
+    (bias 0 inside the op). `floor(x * scale + 128.5)` is Keras' `round` but at exact ties.
     """
     rows, restore = _flat(x)
-    q, scale = _quantize_rows(rows)
-    shifted = tf.bitcast(tf.cast(q + 128.0, tf.uint8), tf.quint8)
-    accumulator, _, _ = tf.raw_ops.QuantizedMatMulWithBias(
+    rows = tf.cast(rows, tf.float32)
+    scale = _QMAX / (tf.reduce_max(tf.abs(rows), axis=-1, keepdims=True) + _EPSILON)
+    shifted = tf.bitcast(tf.cast(tf.round(rows * scale) + 128.0, tf.uint8), tf.quint8)
+    accumulator = tf.raw_ops.QuantizedMatMulWithBiasAndDequantize(
         a=shifted, b=tf.bitcast(kernel, tf.qint8), bias=tf.zeros(tf.shape(kernel)[1:], tf.float32),
-        min_a=-128.0, max_a=127.0, min_b=-127.0, max_b=127.0, Toutput=tf.qint32, input_quant_mode="MIN_FIRST")
-    return restore(_dequantize(tf.bitcast(accumulator, tf.int32), scale, kernel_scale, bias, x.dtype))
+        min_a=-128.0, max_a=127.0, min_b=-127.0, max_b=127.0, min_freezed_output=-1.0, max_freezed_output=1.0,
+        Toutput=tf.float32, input_quant_mode="MIN_FIRST")
+    y = accumulator * (1.0 / scale) * (1.0 / tf.cast(kernel_scale, tf.float32)) + tf.cast(bias, tf.float32)
+    return restore(tf.cast(y, x.dtype))

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert import tasks
-from keras_bert.export.int8 import BUCKETED_KERNELS
+from keras_bert.export.int8 import BUCKETED_KERNELS, row_warmup_shapes
 from keras_bert.export.precision import BATCH_BUCKETS, bucket, check_precision, int8_kernel, length_buckets
 from keras_bert.models import BertEncoder
 from keras_bert.tasks.fill_mask import MASK_TEXT  # noqa: F401  (re-exported)
@@ -135,6 +135,10 @@ class ServingModule(tf.Module):
         bucketed = self.int8_kernel in BUCKETED_KERNELS
         self.length_buckets = length_buckets(max_length) if bucketed else ()
         self.batch_buckets = BATCH_BUCKETS if bucketed else ()
+        # `serve_ids` input shapes that compile every XLA shape at load (one warmup record each).
+        self.warmup_shapes = [(b, n) for b in self.batch_buckets for n in self.length_buckets]
+        if self.int8_kernel == "xla_rows":
+            self.warmup_shapes = row_warmup_shapes(max_length, BATCH_BUCKETS[-1])
         self.vocabulary = self.tokenizer.get_vocabulary()
         self.is_continuation = np.array([t.startswith("##") for t in self.vocabulary], dtype=bool)
         if task in ("classification", "token_classification"):

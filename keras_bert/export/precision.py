@@ -18,8 +18,8 @@ Example (needs a model directory):
 PRECISIONS = ("float32", "bfloat16", "int8")
 # The `keras_bert.export.int8.KERNELS` name int8 exports use, and the Keras dtype policy the
 # rest of their model (attention, softmax, GELU) runs under.
-INT8_KERNEL = "xla_dense"
-INT8_POLICY = "bfloat16"
+INT8_KERNEL = "xla"
+INT8_POLICY = "float32"
 # Padded sequence lengths (word pieces) and batch sizes of an XLA-compiled export: one
 # compilation (and one warmup record) each; a longer batch pads to a multiple of the last.
 LENGTH_BUCKETS = (16, 32, 64, 128, 256, 512)

@@ -42,7 +42,7 @@ def test_kernel_computes_keras_int8_numbers(kernel):
 
 
 def test_kernel_choice_is_checked():
-    with pytest.raises(ValueError, match="int8 kernel must be one of xla, xla_dense, onednn, got 'fast'"):
+    with pytest.raises(ValueError, match="int8 kernel must be one of xla, xla_dense, xla_rows, onednn, got 'fast'"):
         use_kernel(quantize_int8(build_model("classifier")), "fast")
 
 
@@ -59,7 +59,7 @@ def test_kernel_export_passes_op_check_and_serves_keras_numbers(kernel, vocab_fi
     model = use_kernel(quantize_int8(build_model("classifier")), kernel)
     path = export(model, str(tmp_path / kernel), "classification", vocab_file, version=1, server_configs=False)
     assert saved_model_ops(path) <= export_allowlist(), sorted(saved_model_ops(path) - export_allowlist())
-    assert uses_xla(path) == (kernel == "xla_dense")
+    assert uses_xla(path) == kernel.startswith("xla")
     served = Tf1Model(path)
     try:
         by_ids = served.run("serve_ids", _ids())["logits"]
