@@ -59,7 +59,8 @@ def prepare(model_dir, texts, work_dir, batch_size):
     module = ServingModule(model, "classification", settings["vocab_file"], lowercase=settings.get("lowercase", True))
     batches, logits = [], []
     for start in range(0, len(texts), batch_size):
-        packed = {k: v.numpy() for k, v in module.pack_texts({"text": tf.constant(texts[start:start + batch_size])}).items()}
+        batch = tf.constant(texts[start:start + batch_size])
+        packed = {k: v.numpy() for k, v in module.pack_texts({"text": batch}).items()}
         batches.append(packed)
         logits.append(np.asarray(model(packed, training=False)))
     longest = max(b["token_ids"].shape[1] for b in batches)
