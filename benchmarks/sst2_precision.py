@@ -13,11 +13,17 @@ Not a test. One command, from the repository root, on a fine-tuned SST-2 model d
 3. Reports sentences/s per precision and the ratio to float32, label agreement with float32 (flips and
    the float32 margin of each), dev accuracy, and the issue's targets as PASS/MISS lines, under a
    machine line (AMX / avx512_bf16 presence). Ratios are what counts on a shared machine.
+4. With `--ort-python PY` (an environment holding torch, transformers, onnx, onnxruntime; see
+   `benchmarks/ort_peer.py`): ONNX Runtime dynamic int8 of the same weights on the same batches' ids
+   (tokenized by the export's own tokenizer, outside the timing), one pass per round in a separate
+   process between the rounds of the SavedModels, and the target "bfloat16 and int8 ahead of it".
 """
 
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -30,6 +36,7 @@ DEV = os.path.join(REPO_ROOT, "..", "shared", "data", "sst2", "dev.tsv")
 # (precision, speed-up over the float32 export at least, agreement with float32 at least)
 TARGETS = (("bfloat16", 1.8, 0.995), ("int8", 2.5, 0.99))
 ACCURACY_POINTS = 0.5  # dev accuracy within this many points of float32
+ORT = "onnxruntime int8"  # the peer's row name
 
 
 def export_all(model_dir, work_dir, precisions, max_length=None):
@@ -71,6 +78,17 @@ def classify(signature, texts, batch_size):
     return np.concatenate(rows), seconds
 
 
+def run_ort(python, work_dir, rounds=1):
+    """One `benchmarks.ort_peer` process (the first converts and quantizes); returns its result."""
+    from benchmarks import ort_peer
+
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, CUDA_VISIBLE_DEVICES="")
+    subprocess.run([python, "-m", "benchmarks.ort_peer", "--work", work_dir, "--rounds", str(rounds)],
+                   cwd=REPO_ROOT, env=env, check=True, stdout=sys.stderr)
+    with open(os.path.join(work_dir, ort_peer.RESULT_FILE), encoding="utf-8") as f:
+        return json.load(f)
+
+
 def main(argv=None):
     from keras_bert.export import PRECISIONS
 
@@ -83,6 +101,9 @@ def main(argv=None):
     parser.add_argument("--max-length", type=int, default=None,
                         help="export truncation length (default: the model's; fewer int8 length buckets to compile)")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds per precision, alternated")
+    parser.add_argument("--ort-python", default=None,
+                        help="python of an environment with onnxruntime/torch/transformers: add the ONNX Runtime "
+                             "dynamic int8 peer (benchmarks/ort_peer.py)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     if not os.path.exists(os.path.join(args.model, "keras_bert.json")):
@@ -99,20 +120,33 @@ def main(argv=None):
         paths = export_all(args.model, work_dir, precisions, args.max_length)
         loaded = {p: load_warm(path) for p, path in paths.items()}
         probabilities, seconds = {}, {p: [] for p in precisions}
+        ort_work = os.path.join(work_dir, "ort")
+        if args.ort_python:
+            from benchmarks import ort_peer
+
+            ort_peer.prepare(args.model, texts, ort_work, args.batch_size)
+            ort_check = run_ort(args.ort_python, ort_work)  # converts, checks float32, quantizes
+            seconds[ORT] = []
         for round_index in range(args.rounds):
             order = precisions if round_index % 2 == 0 else list(reversed(precisions))
             for precision in order:
                 probabilities[precision], spent = classify(loaded[precision][1], texts, args.batch_size)
                 seconds[precision].append(spent)
+            if args.ort_python:
+                ort_run = run_ort(args.ort_python, ort_work)
+                seconds[ORT] += ort_run["seconds"]
+                probabilities[ORT] = np.asarray(ort_run["probabilities"], "float32")
 
     f32 = probabilities["float32"]
     margins = np.abs(f32[:, 1] - f32[:, 0])
     speed = {p: len(texts) / float(np.median(s)) for p, s in seconds.items()}
     result = {"examples": len(texts), "batch_size": args.batch_size, "rounds": args.rounds,
               "sentences_per_second": speed, "warmup_seconds": {p: loaded[p][2] for p in precisions},
-              "accuracy": {p: float(np.mean(probabilities[p].argmax(-1) == labels)) for p in precisions},
+              "accuracy": {p: float(np.mean(probabilities[p].argmax(-1) == labels)) for p in probabilities},
               "machine": machine_description(), "command": "python -m benchmarks.sst2_precision --model " + args.model}
-    for precision in precisions[1:]:
+    if args.ort_python:
+        result["onnxruntime"] = {k: v for k, v in ort_check.items() if k not in ("probabilities", "seconds")}
+    for precision in [p for p in probabilities if p != "float32"]:
         flips = np.flatnonzero(f32.argmax(-1) != probabilities[precision].argmax(-1))
         result[precision] = {
             "speedup_vs_float32": speed[precision] / speed["float32"],
@@ -128,7 +162,7 @@ def main(argv=None):
             f.write(text + "\n")
     print(text)
     print(f"machine: {result['machine']}")
-    for precision in precisions:
+    for precision in probabilities:
         print(f"  {precision:9s} {speed[precision]:8.1f} sentences/s  dev accuracy {result['accuracy'][precision]:.2%}")
     for precision, min_speedup, min_agreement in TARGETS:
         if precision not in result:
@@ -144,6 +178,13 @@ def main(argv=None):
             print(f"  {'PASS' if value >= target else 'MISS'}  {name}: {shown}")
         print(f"        {precision}: {row['disagreements']} flips, {row['disagreements_not_near_ties']} with a "
               f"float32 margin >= {args.near_tie}")
+        if ORT in speed:
+            print(f"  {'PASS' if speed[precision] > speed[ORT] else 'MISS'}  served SST-2 {precision} ahead of "
+                  f"ONNX Runtime int8: {speed[precision] / speed[ORT]:.3g}x (target > 1)")
+    if ORT in speed:
+        print(f"        {ORT}: float32 logits vs keras_bert max abs difference "
+              f"{result['onnxruntime']['float32_max_abs_logit_difference']:.2e}; agreement with float32 "
+              f"{result[ORT]['agreement']:.4f}; timed on pre-tokenized ids")
     return result
 
 

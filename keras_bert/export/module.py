@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert import tasks
-from keras_bert.export.precision import BATCH_BUCKETS, XLA_PRECISIONS, bucket, check_precision, length_buckets
+from keras_bert.export.int8 import BUCKETED_KERNELS, row_warmup_shapes
+from keras_bert.export.precision import BATCH_BUCKETS, bucket, check_precision, int8_kernel, length_buckets
 from keras_bert.models import BertEncoder
 from keras_bert.tasks.fill_mask import MASK_TEXT  # noqa: F401  (re-exported)
 from keras_bert.tasks.token_classification import TagTable, parse_tag  # noqa: F401  (re-exported)
@@ -95,8 +96,8 @@ class ServingModule(tf.Module):
         explain_steps: int or None. Add the `explain` signature (`keras_bert.explain.explain_texts`:
             Integrated Gradients with this many steps; classification and regression).
         precision: str or None. The `keras_bert.export.PRECISIONS` name of `model`'s weights
-            (None: "float32"). For "int8" the model runs XLA-compiled on inputs padded to
-            length and batch buckets (`keras_bert.export.precision`).
+            (None: "float32"). For "int8" its quantized Dense layers run the export kernel
+            (`keras_bert.export.int8`); an XLA kernel gets inputs padded to length and batch buckets.
     """
 
     def __init__(self, model, task, vocabulary, lowercase=True, max_length=None, pair=False, top_k=None,
@@ -129,9 +130,15 @@ class ServingModule(tf.Module):
         self.doc_stride = int(doc_stride)
         self.explain_steps = None if explain_steps is None else int(explain_steps)
         self.precision = check_precision(precision)
-        self.jit_compile = self.precision in XLA_PRECISIONS
-        self.length_buckets = length_buckets(max_length) if self.jit_compile else ()
-        self.batch_buckets = BATCH_BUCKETS if self.jit_compile else ()
+        self.int8_kernel = int8_kernel(model) if self.precision == "int8" else None
+        self.jit_compile = self.int8_kernel == "xla"  # the whole model function
+        bucketed = self.int8_kernel in BUCKETED_KERNELS
+        self.length_buckets = length_buckets(max_length) if bucketed else ()
+        self.batch_buckets = BATCH_BUCKETS if bucketed else ()
+        # `serve_ids` input shapes that compile every XLA shape at load (one warmup record each).
+        self.warmup_shapes = [(b, n) for b in self.batch_buckets for n in self.length_buckets]
+        if self.int8_kernel == "xla_rows":
+            self.warmup_shapes = row_warmup_shapes(max_length, BATCH_BUCKETS[-1])
         self.vocabulary = self.tokenizer.get_vocabulary()
         self.is_continuation = np.array([t.startswith("##") for t in self.vocabulary], dtype=bool)
         if task in ("classification", "token_classification"):
@@ -235,7 +242,7 @@ class ServingModule(tf.Module):
     def run_model(self, inputs):
         """The model's raw outputs on packed int ids (a Tensor, or a dict of them)."""
         inputs = {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
-        if self.jit_compile:
+        if self.batch_buckets:
             return self._run_bucketed(inputs)
         return self._call_model(inputs)
 
@@ -246,7 +253,7 @@ class ServingModule(tf.Module):
         return tf.convert_to_tensor(outputs)
 
     def _run_bucketed(self, inputs):
-        """Pads to the (batch, length) bucket, runs the XLA-compiled model, slices the padding off."""
+        """Pads to the (batch, length) bucket, runs the (XLA-compiled) model, slices the padding off."""
         batch, length = tf.shape(inputs["token_ids"])[0], tf.shape(inputs["token_ids"])[1]
         padded_batch = _bucket_size(batch, self.batch_buckets)
         padded_length = _bucket_size(length, self.length_buckets)
@@ -258,7 +265,8 @@ class ServingModule(tf.Module):
         if self._keras.xla_model is None:
             self._keras.token_axis_outputs = _token_axis_outputs(self.model)
             specs = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in inputs}
-            self._keras.xla_model = tf.function(self._call_model, jit_compile=True, input_signature=[specs])
+            self._keras.xla_model = (tf.function(self._call_model, jit_compile=True, input_signature=[specs])
+                                     if self.jit_compile else self._call_model)
         outputs = self._keras.xla_model(padded)
 
         def unpad(name, value):

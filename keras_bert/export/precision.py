@@ -5,10 +5,10 @@
   cast of float32 variables; LayerNorm, softmax and the task outputs stay float32. Matmuls
   reach oneDNN's AMX/AVX512-BF16 kernels; no XLA (XLA:CPU runs bfloat16 dots in float32).
 - `int8`: Keras `quantize("int8")`: int8 weights with one scale per output channel,
-  activations quantized per token at run time. Its int8 x int8 matmul is fast on CPU only
-  under XLA, so the model function is XLA-compiled, nested inside the signature (the
-  tokenizer stays outside), on inputs padded to `LENGTH_BUCKETS` x `BATCH_BUCKETS`.
-  TF Serving then needs `--xla_cpu_compilation_enabled=true`.
+  activations quantized per token at run time, the quantized Dense layers run through the
+  export kernel `INT8_KERNEL` (`keras_bert.export.int8`). An XLA kernel is compiled nested
+  inside the signature (the tokenizer stays outside), on inputs padded to
+  `LENGTH_BUCKETS` x `BATCH_BUCKETS`; TF Serving then needs `--xla_cpu_compilation_enabled=true`.
 
 Example (needs a model directory):
 
@@ -16,8 +16,10 @@ Example (needs a model directory):
 """
 
 PRECISIONS = ("float32", "bfloat16", "int8")
-# Precisions whose model function is XLA-compiled inside the serving signature.
-XLA_PRECISIONS = ("int8",)
+# The `keras_bert.export.int8.KERNELS` name int8 exports use, and the Keras dtype policy the
+# rest of their model (attention, softmax, GELU) runs under.
+INT8_KERNEL = "xla"
+INT8_POLICY = "float32"
 # Padded sequence lengths (word pieces) and batch sizes of an XLA-compiled export: one
 # compilation (and one warmup record) each; a longer batch pads to a multiple of the last.
 LENGTH_BUCKETS = (16, 32, 64, 128, 256, 512)
@@ -62,10 +64,26 @@ def load_for_precision(model_dir, precision):
     precision = check_precision(precision)
     if precision == "bfloat16":
         return keras_bert.load(model_dir, dtype_policy="bfloat16")
-    model = keras_bert.load(model_dir)
-    if precision == "int8" and not is_quantized(model):
+    if precision == "float32":
+        return keras_bert.load(model_dir)
+    model = keras_bert.load(model_dir, dtype_policy=INT8_POLICY)
+    if not is_quantized(model):
         quantize_int8(model)
+    int8_kernel(model)
     return model
+
+
+def int8_kernel(model):
+    """Returns the int8 kernel name of a quantized `model`, installing `INT8_KERNEL` if it has none.
+
+    Args:
+        model: keras.Model. Quantized (`quantize_int8`).
+    """
+    from keras_bert.export import int8
+
+    if int8.kernel_of(model) is None:
+        int8.use_kernel(model, INT8_KERNEL)
+    return int8.kernel_of(model)
 
 
 def quantize_int8(model):

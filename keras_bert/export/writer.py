@@ -113,7 +113,7 @@ def write_warmup_requests(saved_model_dir, model_name, inputs):
 
 
 def write_bucket_warmup_requests(saved_model_dir, model_name, module):
-    """Appends one `serve_ids` PredictionLog per (batch, length) bucket of an XLA-compiled export.
+    """Appends one `serve_ids` PredictionLog per `module.warmup_shapes` (batch, length) of an XLA-compiled export.
 
     Each record compiles the model function for its shape when the server loads the version,
     so no request pays a compilation (all signatures share the compiled function).
@@ -121,7 +121,7 @@ def write_bucket_warmup_requests(saved_model_dir, model_name, module):
     Args:
         saved_model_dir: str. The version directory (or its staging directory).
         model_name: str. The served model name put in the requests' model spec.
-        module: ServingModule. Its `batch_buckets`, `length_buckets` and `id_inputs`.
+        module: ServingModule. Its `warmup_shapes` and `id_inputs`.
 
     Returns:
         int: the number of records written.
@@ -131,19 +131,18 @@ def write_bucket_warmup_requests(saved_model_dir, model_name, module):
     path = os.path.join(saved_model_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     records = [] if not os.path.exists(path) else [r.numpy() for r in tf.data.TFRecordDataset(path)]
-    for batch in module.batch_buckets:
-        for length in module.length_buckets:
-            request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serve_ids"))
-            for name in module.id_inputs:
-                shape = (batch, 1) if name == "masked_positions" else (batch, length)
-                request.inputs[name].CopyFrom(tf.make_tensor_proto(np.ones(shape, np.int32)))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            records.append(log.SerializeToString())
+    for batch, length in module.warmup_shapes:
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serve_ids"))
+        for name in module.id_inputs:
+            shape = (batch, 1) if name == "masked_positions" else (batch, length)
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(np.ones(shape, np.int32)))
+        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        records.append(log.SerializeToString())
     with tf.io.TFRecordWriter(path) as writer:
         for record in records:
             writer.write(record)
-    return len(module.batch_buckets) * len(module.length_buckets)
+    return len(module.warmup_shapes)
 
 
 def write_model_server_config(base_path, model_name, model_dir):
@@ -257,7 +256,7 @@ def export(model, out, task, vocabulary, lowercase=True, version=None, max_lengt
             set_method_name(staging, *EXAMPLE_SIGNATURES[task])
         if warmup:
             write_warmup_requests(staging, model_name, warmup_texts(module.text_inputs))
-            if module.jit_compile:
+            if module.warmup_shapes:
                 write_bucket_warmup_requests(staging, model_name, module)
         os.rename(staging, final)
     except BaseException:
