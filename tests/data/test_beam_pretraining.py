@@ -1,6 +1,11 @@
-"""The Beam pretraining-data pipeline (DirectRunner, 2 workers): layout, statistics, determinism, bad input."""
+"""The Beam pretraining-data pipeline (DirectRunner, 2 workers): layout, statistics, determinism, bad input,
+a killed worker, a vocabulary learned from the pipeline's word counts."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import tensorflow as tf
@@ -14,8 +19,16 @@ from keras_bert.data import (
     read_documents,
     shard_statistics,
 )
-from keras_bert.data.beam_pretraining import build_group, group_file, read_document, scan_range, split_ranges
-from keras_bert.tokenization import BertTokenizer
+from keras_bert.data.beam_pretraining import (
+    TEMP_DIR,
+    build_group,
+    group_file,
+    load_built_group,
+    read_document,
+    scan_range,
+    split_ranges,
+)
+from keras_bert.tokenization import BertTokenizer, count_words, learn_vocabulary_from_sample, load_vocabulary
 from training import prepare_pretraining
 
 pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install .[beam])")
@@ -104,7 +117,11 @@ def test_group_builds_the_single_process_instances(corpus, tokenizer, tmp_path):
     before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
     build_group(3, refs, tokenizer, str(tmp_path), seed=5, num_shards=2, group_size=12, **options)
     assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
-    assert sorted(before) == ["group-00000003-shard-00000.tfrecord", "group-00000003-shard-00001.tfrecord"]
+    assert sorted(before) == ["group-00000003-shard-00000.tfrecord", "group-00000003-shard-00001.tfrecord",
+                              "group-00000003.done.json"]
+    # The marker written last holds the group's statistics (a new try of the run skips the group).
+    assert load_built_group(str(tmp_path), 3).to_dict() == stats.to_dict()
+    assert load_built_group(str(tmp_path), 4) is None
 
 
 def _run_job(args, capsys):
@@ -177,3 +194,114 @@ def test_pipeline_fails_naming_the_broken_file(corpus, tmp_path, capsys):
     assert error == [f"error: {broken}:2: not UTF-8 text (invalid start byte, byte 0xff at byte 24); "
                      "re-encode the file as UTF-8"]
     assert not any(name.startswith("pretraining-") for name in os.listdir(tmp_path / "out"))
+
+
+def _worker_pids(root_pid):
+    """The Beam SDK worker processes (`sdk_worker_main`) under a process, read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read()
+        except OSError:
+            continue
+        children.setdefault(parent, []).append((int(entry), command))
+    found, todo = [], [root_pid]
+    while todo:
+        for pid, command in children.get(todo.pop(), []):
+            todo.append(pid)
+            try:
+                python = "python" in os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+            except OSError:
+                continue
+            if b"sdk_worker_main" in command and python:  # Not the shell that starts it.
+                found.append(pid)
+    return sorted(found)
+
+
+def test_killed_worker_is_retried_to_the_clean_output(corpus, tmp_path, capsys):
+    """SIGKILL one of the 2 DirectRunner worker processes while it builds groups: the DirectRunner fails the
+    pipeline, the job runs it again reusing the complete groups, and the shards are those of a clean run."""
+    books, _ = corpus
+    if not os.path.exists(UNCASED_VOCAB):
+        pytest.skip(f"{UNCASED_VOCAB} not found (../shared/data is absent)")
+    args = ["--corpus", books, "--vocab", UNCASED_VOCAB, "--max-seq-length", "64", "--max-predictions-per-seq",
+            "10", "--dupe-factor", "4", "--num-shards", "3", "--seed", "11", "--runner", "DirectRunner",
+            "--num-workers", "2", "--group-size", "4", "--no-shard-check"]
+    clean = tmp_path / "clean"
+    clean_out = _run_job(args + ["--out", str(clean)], capsys)
+
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get("PYTHONPATH", "")]))
+    job = subprocess.Popen([sys.executable, "-m", "training.prepare_pretraining", *args, "--out", str(killed)],
+                           cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim, shards_at_kill = None, None
+    try:
+        deadline = time.monotonic() + 300
+        while victim is None and job.poll() is None and time.monotonic() < deadline:
+            try:
+                done = [name for name in os.listdir(killed / TEMP_DIR) if name.endswith(".done.json")]
+            except FileNotFoundError:
+                done = []
+            workers = _worker_pids(job.pid)
+            if done and len(workers) == 2:  # Mid-run: the first groups are complete, the others are building.
+                shards_at_kill = sorted(name for name in os.listdir(killed) if name.startswith("pretraining-"))
+                victim = workers[-1]
+                os.kill(victim, signal.SIGKILL)
+            time.sleep(0.02)
+        stdout, stderr = job.communicate(timeout=300)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert victim is not None, f"no worker was killed (the job ended first, rc {job.returncode}):\n{stderr[-3000:]}"
+    assert shards_at_kill == [], shards_at_kill  # It was killed before any shard was written.
+    assert job.returncode == 0, stderr[-5000:]
+    # The DirectRunner does not retry the dead worker's bundle: it fails the pipeline, and the job retries it.
+    assert "pipeline failed (" in stderr and "retry 1 of 2" in stderr, stderr[-5000:]
+    # The same shards, byte for byte, and nothing else (no temporary names left).
+    assert sorted(os.listdir(killed)) == sorted(os.listdir(clean))
+    assert sorted(os.listdir(clean)) == [f"pretraining-0000{i}-of-00003.tfrecord" for i in range(3)]
+    for name in os.listdir(clean):
+        assert (killed / name).read_bytes() == (clean / name).read_bytes(), name
+    # The same statistics (no group counted twice or missed).
+    summary = [line for line in clean_out.splitlines() if not line.startswith("shards:")]
+    assert [line for line in stdout.splitlines() if not line.startswith("shards:")] == summary
+
+
+def test_vocabulary_from_pipeline_counts(corpus, tmp_path, capsys):
+    """`--vocab-from counts`: the words counted by the pipeline (2 workers, many ranges) are those of the whole
+    corpus, and the vocabulary is the sample path's when the sample is the whole corpus."""
+    books, broken = corpus
+    files = [books, broken]
+    out = tmp_path / "out"
+    printed = _run_job(["--corpus", *files, "--out", str(out), "--vocab-from", "counts", "--vocab-size", "500",
+                        "--vocab-only", "--runner", "DirectRunner", "--num-workers", "2", "--chunk-mb", "0.02",
+                        "--on-bad-file", "report"], capsys)
+    # The words of every line, counted here by reading the files whole (U+FFFD for the broken bytes).
+    lines = []
+    for path in files:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            lines.extend(line.strip() for line in handle if line.strip())
+    expected = count_words([lines])
+    assert len(expected) > 2000
+    assert (f"learned from the counts of {len(expected)} distinct words ({sum(expected.values())} in all) "
+            "of the corpus") in printed
+    from_counts = load_vocabulary(str(out / "vocab.txt"))
+    from_sample = learn_vocabulary_from_sample(files, 500, sample_bytes=10**9)
+    assert 450 <= len(from_counts) <= 500
+    assert from_counts == from_sample
+    assert sorted(os.listdir(out)) == ["vocab.txt"]  # --vocab-only: no shards, no temporary files left.
+
+
+def test_vocabulary_from_counts_needs_the_pipeline(corpus, tmp_path):
+    books, _ = corpus
+    from keras_bert.trainer import ConfigError
+
+    with pytest.raises(ConfigError, match="--vocab-from counts needs --runner"):
+        prepare_pretraining.main(["--corpus", books, "--out", str(tmp_path), "--vocab-from", "counts"])
+    with pytest.raises(ConfigError, match="--vocab-only learns a vocabulary: give no --vocab"):
+        prepare_pretraining.main(["--corpus", books, "--out", str(tmp_path), "--vocab-only", "--vocab", UNCASED_VOCAB])
