@@ -267,21 +267,22 @@ class _WorkerKiller:
 
     def _watch(self):
         temp = self.output_dir / TEMP_DIR
+        recent = {}  # pid -> CPU ticks at the last poll (a busy worker's grow between polls).
         while not self._stop.is_set():
             try:
                 done = [name for name in os.listdir(temp) if name.endswith(".done.json")]
             except FileNotFoundError:
                 done = []
             workers = _worker_pids(os.getpid())
+            ticks = {pid: self._cpu_ticks(pid) for pid in workers}
             if done and len(workers) == 2:
-                before = {pid: self._cpu_ticks(pid) for pid in workers}
-                time.sleep(0.2)
-                busy = max(workers, key=lambda pid: self._cpu_ticks(pid) - before[pid])  # Not an idle one.
+                busy = max(workers, key=lambda pid: ticks[pid] - recent.get(pid, ticks[pid]))  # Not an idle one.
                 self.shards_at_kill = sorted(n for n in os.listdir(self.output_dir) if n.startswith("pretraining-"))
                 os.kill(busy, signal.SIGKILL)
                 self.victim = busy
                 return
-            time.sleep(0.02)
+            recent = ticks
+            time.sleep(0.01)
 
 
 def test_vocabulary_from_pipeline_counts(corpus, tmp_path, capsys):
