@@ -31,6 +31,12 @@ def main(argv=None):
     parser.add_argument("--vocab", help="WordPiece vocab.txt; without it one is learned from a sample of the corpus")
     parser.add_argument("--vocab-size", type=int, default=30000, help="size of a vocabulary learned from the corpus")
     parser.add_argument("--vocab-sample-mb", type=float, default=64, help="MB of corpus text the vocabulary is learned from")
+    parser.add_argument("--vocab-from", choices=("sample", "counts"), default="sample",
+                        help="without --vocab: learn from a sample (--vocab-sample-mb, the head of every file) or "
+                             "from the word counts of the whole corpus, aggregated by the Beam pipeline "
+                             "(needs --runner)")
+    parser.add_argument("--vocab-only", action="store_true",
+                        help="learn OUT/vocab.txt (no --vocab) and stop; later runs take it with --vocab")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--cased", action="store_true", help="keep case and accents (e.g. BERTimbau)")
     parser.add_argument("--max-seq-length", type=int, default=128, help="packed length in word pieces")
@@ -56,16 +62,25 @@ def main(argv=None):
     beam.add_argument("--group-size", type=int, default=1000,
                       help="documents per shuffle group ('random next' segments come from the same group)")
     beam.add_argument("--chunk-mb", type=float, default=8, help="MB of a corpus file one worker scans at a time")
+    beam.add_argument("--retries", type=int, default=2,
+                      help="runs a failed pipeline again (not bad input: e.g. a killed worker, which the "
+                           "DirectRunner does not retry), reusing the shuffle groups already complete")
     args, pipeline_args = parser.parse_known_args(argv)
     if pipeline_args and not args.runner:
         parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam options need --runner)")
-    if args.group_size < 2 or args.num_workers < 1:
-        parser.error("--group-size must be >= 2 (a document needs others for 'random next') and --num-workers >= 1")
+    if args.vocab_from == "counts" and not (args.runner and args.vocab is None):
+        parser.error("--vocab-from counts needs --runner (the pipeline counts the words) and no --vocab")
+    if args.vocab_only and args.vocab is not None:
+        parser.error("--vocab-only learns a vocabulary: give no --vocab")
+    if args.group_size < 2 or args.num_workers < 1 or args.retries < 0:
+        parser.error("--group-size must be >= 2 (a document needs others for 'random next'), --num-workers >= 1 "
+                     "and --retries >= 0")
 
     import os
 
     from keras_bert.data import shard_statistics, write_pretraining_data
-    from keras_bert.tokenization import BertTokenizer, learn_vocabulary_from_sample, write_vocabulary
+    from keras_bert.tokenization import (BertTokenizer, learn_vocabulary_from_counts, learn_vocabulary_from_sample,
+                                         write_vocabulary)
 
     files = []
     for pattern in args.corpus:
@@ -78,13 +93,26 @@ def main(argv=None):
         if not matches:
             raise SystemExit(f"error: --corpus {pattern!r} matches no file")
         files.extend(matches)
+    beam_options = dict(runner=args.runner, num_workers=args.num_workers, pipeline_args=pipeline_args,
+                        chunk_bytes=max(1, int(args.chunk_mb * 2**20)), on_bad_file=args.on_bad_file,
+                        retries=args.retries)
     vocab = args.vocab
     if vocab is None:
         vocab = os.path.join(args.out, "vocab.txt")
-        tokens = learn_vocabulary_from_sample(files, args.vocab_size, int(args.vocab_sample_mb * 2**20),
-                                              cased=args.cased)
+        if args.vocab_from == "counts":
+            from keras_bert.data.beam_pretraining import count_corpus_words
+
+            counts = count_corpus_words(files, args.out, cased=args.cased, **beam_options)
+            tokens = learn_vocabulary_from_counts(counts, args.vocab_size)
+            source = f"the counts of {len(counts)} distinct words ({sum(counts.values())} in all) of the corpus"
+        else:
+            tokens = learn_vocabulary_from_sample(files, args.vocab_size, int(args.vocab_sample_mb * 2**20),
+                                                  cased=args.cased)
+            source = f"{args.vocab_sample_mb:g} MB of the corpus"
         write_vocabulary(tokens, vocab)
-        print(f"vocabulary: {len(tokens)} tokens learned from {args.vocab_sample_mb:g} MB of the corpus -> {vocab}")
+        print(f"vocabulary: {len(tokens)} tokens learned from {source} -> {vocab}")
+        if args.vocab_only:
+            return 0
     options = dict(
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
@@ -100,10 +128,8 @@ def main(argv=None):
     if args.runner:
         from keras_bert.data.beam_pretraining import run_pretraining_pipeline
 
-        paths, stats = run_pretraining_pipeline(
-            files, vocab, args.out, runner=args.runner, num_workers=args.num_workers,
-            pipeline_args=pipeline_args, lowercase=not args.cased, group_size=args.group_size,
-            chunk_bytes=max(1, int(args.chunk_mb * 2**20)), on_bad_file=args.on_bad_file, **options)
+        paths, stats = run_pretraining_pipeline(files, vocab, args.out, lowercase=not args.cased,
+                                                group_size=args.group_size, **beam_options, **options)
     else:
         invalid_utf8 = "error" if args.on_bad_file == "fail" else "replace"
         paths, stats = write_pretraining_data(files, BertTokenizer(vocab, lowercase=not args.cased), args.out,

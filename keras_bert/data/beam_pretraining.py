@@ -15,9 +15,18 @@ The pipeline builds the same instances as `write_pretraining_data` (the same `to
    `pretraining-SSSSS-of-NNNNN.tfrecord(.gz)` (the layout of `write_instances`), under a temporary name
    renamed when complete.
 
-Every temporary name is renamed only when its file is complete, and every name is a function of the group
-or shard, so a worker retried by the runner rewrites the same file: no duplicated or missing shards. The
-output depends on the seed and the corpus only (not on the number of workers or the runner).
+`count_corpus_words` is a second, smaller pipeline over the same documents: it counts their words with the
+vocabulary learner's pre-tokenizer (`keras_bert.tokenization.count_words`) and sums the counts per word, so
+a WordPiece vocabulary can be learned from the whole corpus (`learn_vocabulary_from_counts`).
+
+Faults. Every file is written under a temporary name in `OUT/.beam-tmp` and renamed when complete, and
+every name is a function of the group or shard, so a bundle the runner retries (Dataflow, Flink, Spark)
+rewrites the same files with the same bytes: no duplicated or missing shards. A group's statistics are
+written last (`group_done_file`), and mark it complete. The DirectRunner does not retry: when a worker
+process dies it fails the whole pipeline ("Channel closed prematurely"); `run_pretraining_pipeline` then
+runs it again (`retries`), and the new try skips the groups the failed one completed. A new run of the job
+first removes what an interrupted one left in `OUT/.beam-tmp`. The output depends on the seed and the
+corpus only (not on the number of workers, the runner or the tries).
 
 `apache_beam` is imported when a pipeline is built, so `keras_bert` works without it (`pip install .[beam]`).
 
@@ -33,6 +42,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 import uuid
 
 from keras_bert.data.errors import DataError, SkipCounter
@@ -209,6 +219,28 @@ def group_file(temp_dir, group, shard):
     return f"{temp_dir}/group-{group:08d}-shard-{shard:05d}.tfrecord"
 
 
+def group_done_file(temp_dir, group):
+    """The marker of a complete group: its statistics, written after all its shard files."""
+    return f"{temp_dir}/group-{group:08d}.done.json"
+
+
+def load_built_group(temp_dir, group):
+    """The statistics of a group an earlier try of the same run completed, or None.
+
+    Args:
+        temp_dir: str, the run's temporary directory.
+        group: int.
+
+    Returns:
+        PretrainingStats or None.
+    """
+    path = group_done_file(temp_dir, group)
+    if not _gfile().exists(path):
+        return None
+    with _open(path, "r") as handle:
+        return PretrainingStats.from_dict(json.load(handle))
+
+
 def shard_path(output_dir, shard, num_shards, compression, prefix="pretraining"):
     """An output shard's name, as `write_instances` names it."""
     suffix = ".tfrecord.gz" if compression == "GZIP" else ".tfrecord"
@@ -282,7 +314,16 @@ def build_group(group, refs, tokenizer, temp_dir, *, seed, num_shards, group_siz
             for record in records[(shard - group) % num_shards :: num_shards]:
                 writer.write(record)
         _replace(temporary, final)
+    _write_json(stats.to_dict(), group_done_file(temp_dir, group))  # Last: the group is complete.
     return stats
+
+
+def _write_json(value, final):
+    """Writes a JSON file under a temporary name and renames it when complete."""
+    temporary = f"{final}.inprogress-{uuid.uuid4().hex}"
+    with _open(temporary, "w") as handle:
+        json.dump(value, handle)
+    _replace(temporary, final)
 
 
 def finalize_shard(shard, groups, temp_dir, output_dir, num_shards, compression):
@@ -304,12 +345,13 @@ def finalize_shard(shard, groups, temp_dir, output_dir, num_shards, compression)
     import gzip
 
     final = shard_path(output_dir, shard, num_shards, compression)
-    temporary = f"{final}.inprogress-{uuid.uuid4().hex}"
+    # The temporary lives in the temporary directory (the next run removes what a killed one left there).
+    temporary = f"{temp_dir}/{os.path.basename(final)}.inprogress-{uuid.uuid4().hex}"
     with _open(temporary, "wb") as raw_out:
         out = gzip.GzipFile(filename="", fileobj=raw_out, mode="wb", compresslevel=6, mtime=0) if compression == "GZIP" \
             else raw_out
         try:
-            for group in sorted(groups):
+            for group in sorted(set(groups)):  # Once each, even if a runner reported a retried group twice.
                 with _open(group_file(temp_dir, group, shard)) as part:
                     for block in iter(lambda: part.read(1 << 22), b""):
                         out.write(block)
@@ -374,12 +416,7 @@ def build_pipeline(pipeline, files, vocabulary, output_dir, *, lowercase=True, m
                    dupe_factor=dupe_factor, short_seq_prob=short_seq_prob, masked_lm_prob=masked_lm_prob,
                    whole_word_masking=whole_word_masking, mask=mask)
 
-    scanned = (
-        pipeline
-        | "Ranges" >> beam.Create(ranges)
-        | "SpreadRanges" >> beam.Reshuffle()
-        | "Scan" >> beam.ParDo(_ScanRange(invalid_utf8)).with_outputs("stats", main="refs")
-    )
+    scanned = _scan_documents(pipeline, ranges, invalid_utf8)
     refs = scanned.refs
     num_groups = (
         refs
@@ -412,18 +449,26 @@ def build_pipeline(pipeline, files, vocabulary, output_dir, *, lowercase=True, m
     return shards
 
 
+def _scan_documents(pipeline, ranges, invalid_utf8):
+    """The document references of the ranges (main output "refs") and the scan's per-file problems ("stats")."""
+    import apache_beam as beam
+
+    return (
+        pipeline
+        | "Ranges" >> beam.Create(ranges)
+        | "SpreadRanges" >> beam.Reshuffle()
+        | "Scan" >> beam.ParDo(_ScanRange(invalid_utf8)).with_outputs("stats", main="refs")
+    )
+
+
 def _write_summary(_, driver_stats, temp_dir, scan_stats, built, shards):
     """Merges every part's statistics into one JSON file in the temporary directory (read by the driver)."""
     stats = PretrainingStats.from_dict(driver_stats)
     for part in scan_stats:
         stats.merge(part)
-    for _, part in sorted(built, key=lambda item: item[0]):
+    for _, part in sorted(dict(built).items()):  # Once per group.
         stats.merge(part)
-    final = f"{temp_dir}/{SUMMARY_FILE}"
-    temporary = f"{final}.inprogress-{uuid.uuid4().hex}"
-    with _open(temporary, "w") as handle:
-        json.dump({"stats": stats.to_dict(), "shards": sorted(shards)}, handle)
-    _replace(temporary, final)
+    _write_json({"stats": stats.to_dict(), "shards": sorted(shards)}, f"{temp_dir}/{SUMMARY_FILE}")
 
 
 class _ScanRange:
@@ -458,15 +503,17 @@ class _BuildGroup:
 
             def process(self, item):
                 group, refs = item
-                stats = build_group(group, refs, self.tokenizer, temp_dir, seed=seed, num_shards=num_shards,
-                                    group_size=group_size, **options)
+                stats = load_built_group(temp_dir, group)  # Complete in an earlier try of this run.
+                if stats is None:
+                    stats = build_group(group, refs, self.tokenizer, temp_dir, seed=seed, num_shards=num_shards,
+                                        group_size=group_size, **options)
                 yield group, stats
 
         return BuildGroup()
 
 
 def run_pretraining_pipeline(files, vocabulary, output_dir, *, runner="DirectRunner", num_workers=1,
-                             pipeline_args=None, lowercase=True, **options):
+                             pipeline_args=None, lowercase=True, retries=2, **options):
     """Runs the pretraining-data pipeline and waits for it; the Beam counterpart of `write_pretraining_data`.
 
     Args:
@@ -477,6 +524,8 @@ def run_pretraining_pipeline(files, vocabulary, output_dir, *, runner="DirectRun
         num_workers: int, DirectRunner processes (other runners: `--num_workers`).
         pipeline_args: list[str] or None, more Beam pipeline options (e.g. `--project`, `--region`).
         lowercase: bool, uncased tokenizer.
+        retries: int, how many times a failed run (not bad input: e.g. a killed worker, which the DirectRunner
+            does not retry) is run again; a new try reuses the groups an earlier try completed.
         **options: `build_pipeline` arguments (max_seq_length, group_size, on_bad_file, seed, ...).
 
     Returns:
@@ -490,26 +539,158 @@ def run_pretraining_pipeline(files, vocabulary, output_dir, *, runner="DirectRun
     from keras_bert.tokenization import load_vocabulary
 
     tokens = load_vocabulary(vocabulary) if isinstance(vocabulary, (str, os.PathLike)) else list(vocabulary)
+    temp_dir = _fresh_temp_dir(output_dir)
+
+    def make_pipeline():
+        driver_stats = PretrainingStats()
+        pipeline = beam.Pipeline(options=_pipeline_options(runner, num_workers, pipeline_args))
+        build_pipeline(pipeline, list(files), tokens, output_dir, lowercase=lowercase, driver_stats=driver_stats,
+                       **options)
+        return pipeline
+
+    _run(make_pipeline, retries)
+    with _gfile().GFile(f"{temp_dir}/{SUMMARY_FILE}") as handle:
+        summary = json.load(handle)
+    _gfile().rmtree(temp_dir)
+    return summary["shards"], PretrainingStats.from_dict(summary["stats"])
+
+
+def count_corpus_words(files, work_dir, *, runner="DirectRunner", num_workers=1, pipeline_args=None, cased=False,
+                       chunk_bytes=8 << 20, on_bad_file="fail", lines_per_call=1024, retries=2):
+    """Counts the words of a whole corpus with a Beam pipeline, for `learn_vocabulary_from_counts`.
+
+    The documents are found as `build_pipeline` finds them (byte ranges, then `scan_range`); every worker
+    counts the words of its documents with `keras_bert.tokenization.count_words` (the pre-tokenizer of
+    `learn_vocabulary`) and the counts are summed per word (`CombinePerKey`). Lines outside documents are
+    blank, so the counts are those of `count_words` over every line of the corpus.
+
+    Args:
+        files: list[str], corpus files.
+        work_dir: str, the job's output directory (the counts pass through `work_dir/.beam-tmp`, removed after).
+        runner: str, a Beam runner name.
+        num_workers: int, DirectRunner processes (other runners: `--num_workers`).
+        pipeline_args: list[str] or None, more Beam pipeline options.
+        cased: bool, keep case and accents.
+        chunk_bytes: int, bytes per scanned range.
+        on_bad_file: "fail" (DataError naming the file and line) or "report" (broken lines counted with U+FFFD,
+            unreadable files skipped).
+        lines_per_call: int, lines per pre-tokenizer call in a worker.
+        retries: int, how many times a failed run (not bad input) is run again.
+
+    Returns:
+        collections.Counter: word -> count over the corpus.
+
+    Example:
+
+        from keras_bert.tokenization import learn_vocabulary_from_counts
+        counts = count_corpus_words(["corpus.txt"], "/tmp/out", runner="DirectRunner", num_workers=2)
+        tokens = learn_vocabulary_from_counts(counts, vocab_size=30000)
+    """
+    import collections
+
+    import apache_beam as beam
+
+    temp_dir = _fresh_temp_dir(work_dir)
+    ranges = split_ranges(list(files), chunk_bytes, on_bad_file)
+    if not ranges:
+        raise DataError(f"no readable corpus file among {len(files)} given")
+    invalid_utf8 = "error" if on_bad_file == "fail" else "replace"
+    prefix = f"{temp_dir}/word-counts"
+
+    def make_pipeline():
+        for path in _gfile().glob(f"{prefix}*"):  # What a failed try wrote (the counts are not resumed).
+            _gfile().remove(path)
+        pipeline = beam.Pipeline(options=_pipeline_options(runner, num_workers, pipeline_args))
+        (
+            _scan_documents(pipeline, ranges, invalid_utf8).refs
+            | "SpreadDocuments" >> beam.Reshuffle()
+            | "CountWords" >> beam.ParDo(_CountWords(cased, lines_per_call))
+            | "SumPerWord" >> beam.CombinePerKey(sum)
+            | "AsJson" >> beam.Map(lambda item: json.dumps(item, ensure_ascii=False))
+            | "WriteCounts" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
+        )
+        return pipeline
+
+    _run(make_pipeline, retries)
+    counts = collections.Counter()
+    for path in sorted(_gfile().glob(f"{temp_dir}/word-counts*.jsonl")):
+        with _gfile().GFile(path) as handle:
+            for line in handle:
+                word, count = json.loads(line)
+                counts[word] += count
+    _gfile().rmtree(temp_dir)
+    return counts
+
+
+class _CountWords:
+    """Beam DoFn factory: counts the words of documents, `lines_per_call` lines per pre-tokenizer call."""
+
+    def __new__(cls, cased, lines_per_call):
+        import apache_beam as beam
+        from apache_beam.transforms.window import GlobalWindows
+
+        from keras_bert.tokenization import count_words
+
+        class CountWords(beam.DoFn):
+            def start_bundle(self):
+                self.lines, self.handle, self.path = [], None, None
+
+            def _counts(self):
+                counts, self.lines = count_words([self.lines], cased=cased), []
+                return counts.items()
+
+            def process(self, ref):
+                path, start, end = ref
+                if path != self.path:
+                    if self.handle is not None:
+                        self.handle.close()
+                    self.handle, self.path = _open(path), path
+                self.lines.extend(read_document(self.handle, start, end))
+                if len(self.lines) >= lines_per_call:
+                    yield from self._counts()
+
+            def finish_bundle(self):
+                if self.handle is not None:
+                    self.handle.close()
+                    self.handle, self.path = None, None
+                for item in self._counts():
+                    yield GlobalWindows.windowed_value(item)
+
+        return CountWords()
+
+
+def _fresh_temp_dir(output_dir):
+    """Creates `output_dir/.beam-tmp`, first removing what an interrupted earlier run left there."""
     gfile = _gfile()
     temp_dir = f"{output_dir}/{TEMP_DIR}"
     if gfile.exists(temp_dir):
-        gfile.rmtree(temp_dir)  # What an interrupted earlier run left.
+        gfile.rmtree(temp_dir)
     gfile.makedirs(temp_dir)
-    driver_stats = PretrainingStats()
-    pipeline = beam.Pipeline(options=_pipeline_options(runner, num_workers, pipeline_args))
-    build_pipeline(pipeline, list(files), tokens, output_dir, lowercase=lowercase, driver_stats=driver_stats,
-                   **options)
-    try:
-        pipeline.run().wait_until_finish()
-    except Exception as error:  # The runner wraps a worker's DataError (often as text): surface its one line.
-        message = _data_error_message(error) or data_error_in_text(str(error))
-        if message:
-            raise DataError(message) from None
-        raise
-    with gfile.GFile(f"{temp_dir}/{SUMMARY_FILE}") as handle:
-        summary = json.load(handle)
-    gfile.rmtree(temp_dir)
-    return summary["shards"], PretrainingStats.from_dict(summary["stats"])
+    return temp_dir
+
+
+def _run(make_pipeline, retries):
+    """Runs a pipeline and waits, again after a failure that is not bad input (up to `retries` times).
+
+    A worker's DataError comes back as one DataError with its message, and is not retried.
+
+    Args:
+        make_pipeline: callable returning a new apache_beam.Pipeline (one per try).
+        retries: int.
+    """
+    for attempt in range(retries + 1):
+        try:
+            make_pipeline().run().wait_until_finish()
+            return
+        except Exception as error:  # The runner wraps a worker's DataError (often as text): surface its one line.
+            message = _data_error_message(error) or data_error_in_text(str(error))
+            if message:
+                raise DataError(message) from None
+            if attempt == retries:
+                raise
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            print(f"pipeline failed ({type(error).__name__}: {first_line[:200]}); retry {attempt + 1} of {retries}",
+                  file=sys.stderr, flush=True)
 
 
 def _data_error_message(error):

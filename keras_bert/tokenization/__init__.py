@@ -10,16 +10,23 @@ from keras_bert.tokenization.vocabulary import (
     validate_vocabulary,
     write_vocabulary,
 )
-from keras_bert.tokenization.wordpiece_learner import learn_vocabulary, learn_vocabulary_from_sample
+from keras_bert.tokenization.wordpiece_learner import (
+    count_words,
+    learn_vocabulary,
+    learn_vocabulary_from_counts,
+    learn_vocabulary_from_sample,
+)
 
 __all__ = [
     "BertPacker",
     "BertTokenizer",
     "RESERVED_TOKENS",
     "VocabularyError",
+    "count_words",
     "disallowed_ops",
     "keep_first",
     "learn_vocabulary",
+    "learn_vocabulary_from_counts",
     "learn_vocabulary_from_sample",
     "list_graph_ops",
     "load_allowlist",
