@@ -3,14 +3,13 @@
 import csv
 import dataclasses
 import io
-import json
 import os
 import xml.etree.ElementTree as ElementTree
 
 import tensorflow as tf
 
 from keras_bert.data.batching import batch_packed_examples
-from keras_bert.data.errors import DataError, SkipCounter, no_examples, read_text
+from keras_bert.data.errors import DataError, SkipCounter, no_examples, read_json_lines, read_text
 from keras_bert.tokenization import BertPacker
 
 
@@ -43,21 +42,10 @@ def _rows(path, file_format, has_header, delimiter):
 
     The file must be UTF-8 (a leading BOM is dropped); other bytes are a DataError naming line and byte.
     """
-    text = read_text(path)
     if file_format == "jsonl":
-        for number, line in enumerate(io.StringIO(text, newline=None), start=1):
-            if not line.strip():
-                yield number, None
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: invalid JSON ({error.msg}, column {error.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object with named fields, got a "
-                                f"{type(row).__name__}")
-            yield number, row
+        yield from read_json_lines(path)
         return
+    text = read_text(path)
     delimiter = delimiter or ("\t" if file_format == "tsv" else ",")
     handle = io.StringIO(text, newline="")
     if file_format == "tsv":

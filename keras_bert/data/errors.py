@@ -89,3 +89,26 @@ def no_examples(path, what="examples"):
     """The DataError of a file that holds no examples."""
     return DataError(f"{path}: no examples (the file holds no {what})" if what != "examples"
                      else f"{path}: no examples")
+
+
+def read_json_lines(path):
+    """Yields `(line number, record)` of a JSON-lines file: each record a dict, None for a blank line.
+
+    Raises:
+        DataError: as `read_text`, or a line that is not JSON or not a JSON object (file and line named).
+    """
+    import io
+    import json
+
+    for number, line in enumerate(io.StringIO(read_text(path), newline=None), start=1):
+        if not line.strip():
+            yield number, None
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: invalid JSON ({error.msg}, column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object with named fields, got a "
+                            f"{type(record).__name__}")
+        yield number, record

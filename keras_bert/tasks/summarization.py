@@ -15,7 +15,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from keras_bert.data.errors import DataError
+from keras_bert.data.errors import DataError, read_json_lines
 from keras_bert.models.summarizer import CHUNK_INPUTS, INPUTS, SENTENCE_INPUTS, BertExtractiveSummarizer
 from keras_bert.tasks import base
 
@@ -217,25 +217,18 @@ def read_documents(path, aspects=None, sections=None, oracle_sentences=3, limit=
         list of `Document`; a bad record is a `DataError` naming file, line and field.
     """
     documents = []
-    with open(path, encoding="utf-8") as f:
-        for line, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{line}: not JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{line}: a record must be a JSON object")
-            if "highlights" in record:
-                documents.append(_aclsum(path, line, record, aspects, sections))
-            else:
-                documents.append(_generic(path, line, record, aspects, oracle_sentences))
-            if documents[0].labels.keys() != documents[-1].labels.keys():
-                raise DataError(f"{path}:{line}: aspects {sorted(documents[-1].labels)} differ from the first "
-                                f"record's {sorted(documents[0].labels)}")
-            if limit and len(documents) >= limit:
-                break
+    for line, record in read_json_lines(path):
+        if record is None:
+            continue
+        if "highlights" in record:
+            documents.append(_aclsum(path, line, record, aspects, sections))
+        else:
+            documents.append(_generic(path, line, record, aspects, oracle_sentences))
+        if documents[0].labels.keys() != documents[-1].labels.keys():
+            raise DataError(f"{path}:{line}: aspects {sorted(documents[-1].labels)} differ from the first "
+                            f"record's {sorted(documents[0].labels)}")
+        if limit and len(documents) >= limit:
+            break
     if not documents:
         raise DataError(f"{path}: no documents")
     return documents

@@ -257,7 +257,7 @@ def _write(path, records):
 
 
 @pytest.mark.parametrize("record, message", [
-    ("{not json", ":2: not JSON"),
+    ("{not json", ":2: invalid JSON"),
     ({"sentences": ["a", 3], "labels": [0, 1]}, ":2: field 'sentences' must be a list of strings"),
     ({"sentences": ["a", "b"], "labels": [0]}, ":2: field 'labels' has 1 labels for 2 sentences"),
     ({"sentences": ["a", "b"], "labels": [0, 2]}, ":2: field 'labels' must be a list of 0/1 labels"),
