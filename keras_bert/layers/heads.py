@@ -87,10 +87,11 @@ class MaskedLMHead(keras.layers.Layer):
         self.hidden_act = hidden_act
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
-        self.activation = get_activation(hidden_act)
         # === Layers ===
         self.token_embedding = token_embedding
-        self.transform = keras.layers.Dense(hidden_size, kernel_initializer=_truncated_normal(initializer_range),
+        # The activation inside the Dense, so it fuses with the matmul (see `TransformerBlock`).
+        self.transform = keras.layers.Dense(hidden_size, activation=get_activation(hidden_act),
+                                            kernel_initializer=_truncated_normal(initializer_range),
                                             dtype=self.dtype_policy, name="transform")
         self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype="float32",
                                                           name="layer_norm")
@@ -118,7 +119,7 @@ class MaskedLMHead(keras.layers.Layer):
         batch, predictions = ops.shape(masked_positions)[0], ops.shape(masked_positions)[1]
         # 2D `[batch * P, hidden]` rows: plain MatMuls (faster than 3D broadcasting on CPU).
         x = ops.reshape(gather_positions(sequence_output, masked_positions), (-1, self.hidden_size))
-        x = self.layer_norm(self.activation(self.transform(x)))
+        x = self.layer_norm(self.transform(x))
         x = ops.cast(x, self.compute_dtype)
         matrix = ops.cast(self.output_matrix, self.compute_dtype)
         logits = ops.matmul(x, ops.transpose(matrix))
