@@ -100,21 +100,25 @@ class SelfAttention(keras.layers.Layer):
 
     def _fused_attention(self, qkv, padding_mask, first_token_only):
         """`[batch, seq, 3, heads, head_size]` -> context `[batch * seq (or batch), hidden]`."""
-        query = qkv[:, :1, 0] if first_token_only else qkv[:, :, 0]
+        query, key, value = ops.unstack(qkv, 3, axis=2)
+        query = query[:, :1] if first_token_only else query
         # The full `[batch, 1, queries, keys]` shape: cuDNN's kernel takes no broadcast mask.
         mask = ops.broadcast_to(ops.cast(padding_mask, "bool")[:, None, None, :],
                                 (ops.shape(query)[0], 1, ops.shape(query)[1], ops.shape(padding_mask)[1]))
-        context = ops.dot_product_attention(query, qkv[:, :, 1], qkv[:, :, 2], mask=mask,
+        context = ops.dot_product_attention(query, key, value, mask=mask,
                                             scale=self.head_size ** -0.5)
         return ops.reshape(context, (-1, self.hidden_size))
 
     def _attention(self, qkv, padding_mask, training, first_token_only):
         """`[batch, seq, 3, heads, head_size]` -> context `[batch * seq (or batch), hidden]`, probabilities."""
         scale = ops.cast(self.head_size ** -0.5, qkv.dtype)
-        query = qkv[:, :1, 0] if first_token_only else qkv[:, :, 0]
+        # One unstack, not three slices: its gradient is one stack, where each slice's gradient
+        # would write a zero-filled copy of the whole projection.
+        query, key, value = ops.unstack(qkv, 3, axis=2)
+        query = query[:, :1] if first_token_only else query
         query = ops.transpose(query * scale, (0, 2, 1, 3))  # [batch, heads, seq (or 1), head_size]
-        key_t = ops.transpose(qkv[:, :, 1], (0, 2, 3, 1))  # [batch, heads, head_size, seq]
-        value = ops.transpose(qkv[:, :, 2], (0, 2, 1, 3))
+        key_t = ops.transpose(key, (0, 2, 3, 1))  # [batch, heads, head_size, seq]
+        value = ops.transpose(value, (0, 2, 1, 3))
         scores = ops.matmul(query, key_t)
         scores = ops.cast(scores, "float32") + padding_mask_to_bias(padding_mask)
         probs = ops.softmax(scores, axis=-1)
