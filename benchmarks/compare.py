@@ -66,14 +66,16 @@ def run_worker(args):
     print(f"[{args.worker}] matmul peak GFLOP/s: {peaks_before}", flush=True)
     x, y = random_batch(config, seq, batch)
     variants = [Variant(p, d, config) for d in args.dtypes for p in PACKAGES if d != INT8 or p == "ours"]
+    if "bfloat16" in args.dtypes and set(args.paths) & {"infer", "predict"}:
+        variants.append(Variant("ours", "bfloat16", config, stored_bfloat16=True))
     results = []
     for mode in args.paths:
         for xla in args.xla:
             steps = (args.steps or 3) if mode in ("step", "fit") else args.infer_steps
             runners, compile_s = {}, {}
             for v in variants:
-                if v.dtype == INT8 and mode in ("step", "fit"):
-                    continue  # int8 is for inference (Keras' int8 layers train no weights)
+                if v.inference_only and mode in ("step", "fit"):
+                    continue  # Keras' int8 layers train no weights; stored bfloat16 is how exports run
                 try:
                     warmup, run = make_runner(v, mode, xla, x, y, steps)
                     start = time.perf_counter()

@@ -63,10 +63,14 @@ def machine_description():
     return f"{model}, {os.cpu_count()} CPUs ({', '.join(isa)})"
 
 
-def _set_policy(dtype):
+def _set_policy(dtype, stored=False):
     import keras
 
-    keras.config.set_dtype_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
+    if dtype == "bfloat16":
+        # `stored`: weights held in bfloat16, as `serving.export --precision bfloat16` loads them.
+        keras.config.set_dtype_policy("bfloat16" if stored else "mixed_bfloat16")
+    else:
+        keras.config.set_dtype_policy("float32")
 
 
 def best_matmul_seconds(matmul, a, b, reps, wait=lambda result: result.numpy()):
@@ -127,16 +131,25 @@ def random_batch(config, seq, batch, seed=0):
 
 
 class Variant:
-    """One package at one dtype: a pretraining model (MLM+NSP outputs), an encoder, fit/predict models."""
+    """One package at one dtype: a pretraining model (MLM+NSP outputs), an encoder, fit/predict models.
 
-    def __init__(self, package, dtype, config):
+    `stored_bfloat16` (ours, bfloat16, inference only): the weights are stored in bfloat16 (the
+    `"bfloat16"` policy of a bfloat16 export; LayerNorms stay float32) instead of cast from float32
+    variables on every call (`"mixed_bfloat16"`, how a model trains).
+    """
+
+    def __init__(self, package, dtype, config, stored_bfloat16=False):
         import keras
 
         self.package, self.dtype, self.config = package, dtype, config
-        self.name = f"{package}-{ {'bfloat16': 'bf16', INT8: 'int8'}.get(dtype, 'f32') }"
-        if dtype == INT8 and package != "ours":
-            raise ValueError("the int8 variant is keras_bert's only")
-        _set_policy(dtype)
+        self.name = f"{package}-{ {'bfloat16': 'bf16', INT8: 'int8'}.get(dtype, 'f32') }" + (
+            "w" if stored_bfloat16 else "")
+        self.inference_only = dtype == INT8 or stored_bfloat16
+        if (dtype == INT8 or stored_bfloat16) and package != "ours":
+            raise ValueError("the int8 and stored-bfloat16 variants are keras_bert's only")
+        if stored_bfloat16 and dtype != "bfloat16":
+            raise ValueError("stored_bfloat16 needs dtype 'bfloat16'")
+        _set_policy(dtype, stored_bfloat16)
         keras.utils.set_random_seed(1)
         if package == "ours":
             import keras_bert

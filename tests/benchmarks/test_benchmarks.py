@@ -31,6 +31,21 @@ def test_runners_time_their_paths(package):
             assert seconds is None
 
 
+def test_stored_bfloat16_variant_holds_bfloat16_weights_and_float32_layer_norms():
+    config = tiny_config(vocab_size=1100)
+    variant = harness.Variant("ours", "bfloat16", config, stored_bfloat16=True)
+    assert variant.name == "ours-bf16w" and variant.inference_only
+    dtypes = {w.path: w.dtype for w in variant.encoder.weights}
+    assert {d for p, d in dtypes.items() if "layer_norm" in p} == {"float32"}
+    assert {d for p, d in dtypes.items() if p.endswith("kernel")} == {"bfloat16"}
+    x, y = harness.random_batch(config, seq=32, batch=4)
+    warmup, run = harness.make_runner(variant, "infer", False, x, y, steps=1)
+    warmup()
+    assert run() is None
+    with pytest.raises(ValueError, match="keras_bert's only"):
+        harness.Variant("hub", "bfloat16", config, stored_bfloat16=True)
+
+
 def test_jax_compare_report_groups_by_batch_and_keeps_the_latest_row(tmp_path, capsys):
     import json
 
