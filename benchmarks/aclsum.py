@@ -185,12 +185,13 @@ def main(argv=None):
                     for d, o in zip(documents, outputs)]
 
         val_features, test_features = features_of(val), features_of(test)
-        val_scores = validation_scores(output, val) or scores(val, val_features)
+        # The thresholds come from this process's scores (float32), for the chunked and the truncated input
+        # alike; top-k from the job's own val predictions when they are there.
+        val_model_scores = scores(val, val_features)
+        val_scores = validation_scores(output, val) or val_model_scores
         by_k = {k: rouge_table(val, selections(val, val_scores, {a: k for a in ASPECTS}))[0]
                 for k in TOP_K_CHOICES}
         top_k = {a: max(TOP_K_CHOICES, key=lambda k: (by_k[k][a][0], k)) for a in ASPECTS}
-        # The thresholds come from this process's scores (float32), for the chunked and the truncated input alike.
-        val_model_scores = scores(val, val_features)
         chunked_choice = thresholds(val, val_model_scores)
         test_scores = scores(test, test_features)
         model_rouge, model_metrics = rouge_table(test, selections(test, test_scores, top_k))
@@ -244,6 +245,7 @@ def main(argv=None):
         print(f"{a:<10} {line(model_rouge[a]):<18} {line(top3_rouge[a]):<18} {line(lead_rouge[a]):<18} "
               f"{line(human_rouge[a]):<18} {line(oracle_rouge[a]):<18} {line(unsupervised['kmeans'][a]):<18} "
               f"{line(unsupervised['centroid'][a]):<18}")
+
     def prf_of(metrics, a, kind="sentence"):
         return [metrics[f"{a}_{kind}_{n}"] for n in ("precision", "recall", "f1")]
 

@@ -311,9 +311,9 @@ def sentence_counts(selected, labels):
 
 
 def prf(true_positives, predicted, gold):
-    """Precision, recall, F1 (x100) from counts."""
-    precision = 100.0 * true_positives / predicted if predicted else 0.0
-    recall = 100.0 * true_positives / gold if gold else 0.0
+    """Precision, recall, F1 (x100, Python floats) from counts."""
+    precision = 100.0 * float(true_positives) / float(predicted) if predicted else 0.0
+    recall = 100.0 * float(true_positives) / float(gold) if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
 
