@@ -42,8 +42,8 @@ class FinetuneConfig(LoopConfig, tasks.DataOptions):
         max_train_examples: int or None. Use only the first N training examples.
         dropout: float or None. Head dropout; None uses the encoder's.
         model_options: dict. More arguments of the task model, those its kind lists in `model_options`
-            (summarization: `pooling`, `positive_weight`, `trainable_encoder_layers`, `num_inter_layers`,
-            `sentence_positions`); config file only.
+            (summarization: `pooling`, `positive_weight`, `trainable_encoder_layers`, `num_inter_layers`);
+            config file only.
     """
 
     choices = {**LoopConfig.choices, **tasks.DataOptions.choices, "task": tasks.TRAINABLE_KINDS}

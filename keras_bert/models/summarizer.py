@@ -99,58 +99,31 @@ class SentenceVectors(keras.layers.Layer):
         return config
 
 
-SENTENCE_POSITIONS = ("document", "window")
-
-
 @keras.saving.register_keras_serializable(package="keras_bert")
 class SentencePositionEncoding(keras.layers.Layer):
     """Adds BertSum's sinusoidal encoding of the sentence index (any number of sentences, no weights).
 
     Args:
         hidden_size: int. Width of the sentence vectors.
-        positions: str. `document`: the sentence's index in the document (BertSum); `window`: its index in its
-            chunk, so every window's sentences get the same position codes and none is marked as the first.
-
-    Call arguments:
-        x: float `[docs, sentences, hidden]`.
-        sentence_chunk: int `[docs, sentences]`, the chunk of each sentence (`window` only).
-        sentence_mask: int `[docs, sentences]`, 1 for real sentences (`window` only).
     """
 
-    def __init__(self, hidden_size, positions="document", **kwargs):
+    def __init__(self, hidden_size, **kwargs):
         super().__init__(**kwargs)
-        if positions not in SENTENCE_POSITIONS:
-            raise ValueError(f"SentencePositionEncoding: positions must be one of {SENTENCE_POSITIONS}, "
-                             f"got {positions!r}")
         self.hidden_size = int(hidden_size)
-        self.positions = positions
 
-    def call(self, x, sentence_chunk=None, sentence_mask=None):
+    def call(self, x):
         count = ops.shape(x)[1]
-        index = ops.arange(count, dtype="int32")
-        if self.positions == "window":
-            if sentence_chunk is None or sentence_mask is None:
-                raise ValueError("SentencePositionEncoding: window positions need sentence_chunk and sentence_mask")
-            # The index of the first sentence in the same chunk (padded slots share no chunk with real ones).
-            chunk = ops.where(ops.greater(sentence_mask, 0), ops.cast(sentence_chunk, "int32"), -1)
-            same = ops.equal(chunk[:, :, None], chunk[:, None, :])  # [docs, S, S]
-            first = ops.cast(ops.argmax(ops.cast(same, "int32"), axis=-1), "int32")
-            position = ops.cast(index[None, :] - first, "float32")[:, :, None]  # [docs, S, 1]
-        else:
-            position = ops.cast(index, "float32")[None, :, None]
+        position = ops.cast(ops.arange(count), "float32")[:, None]
         rate = ops.exp(ops.cast(ops.arange(0, self.hidden_size, 2), "float32")
-                       * -(math.log(10000.0) / self.hidden_size))[None, None, :]
-        angle = position * rate  # [docs or 1, sentences, hidden / 2]
-        encoding = ops.stack([ops.sin(angle), ops.cos(angle)], axis=-1)
-        encoding = ops.reshape(encoding, (ops.shape(angle)[0], count, -1))[:, :, :self.hidden_size]
-        return x + ops.cast(encoding, x.dtype)
-
-    def compute_output_shape(self, x_shape, sentence_chunk_shape=None, sentence_mask_shape=None):
-        return x_shape
+                       * -(math.log(10000.0) / self.hidden_size))[None, :]
+        angle = position * rate  # [sentences, hidden / 2]
+        encoding = ops.reshape(ops.stack([ops.sin(angle), ops.cos(angle)], axis=-1), (count, -1))
+        encoding = encoding[:, :self.hidden_size]
+        return x + ops.cast(encoding[None], x.dtype)
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden_size=self.hidden_size, positions=self.positions)
+        config.update(hidden_size=self.hidden_size)
         return config
 
 
@@ -210,8 +183,6 @@ class BertExtractiveSummarizer(Task):
         trainable_encoder_layers: int or None. Fine-tune only the top N encoder blocks (the embeddings and
             the blocks below stay frozen, and their backward pass is skipped); None or N >= the encoder's
             blocks trains all of it.
-        sentence_positions: str. The sentence index encoded for the inter-sentence layers: `document` (BertSum)
-            or `window` (the index within the sentence's chunk, the same in every window).
 
     Example (needs a model directory):
 
@@ -221,10 +192,10 @@ class BertExtractiveSummarizer(Task):
 
     task_kind = "summarization"
     config_keys = ("aspects", "num_inter_layers", "dropout", "pooling", "positive_weight",
-                   "trainable_encoder_layers", "sentence_positions")
+                   "trainable_encoder_layers")
 
     def __init__(self, encoder, aspects=("summary",), num_inter_layers=2, dropout=None, pooling="cls",
-                 positive_weight=1.0, trainable_encoder_layers=None, sentence_positions="document", **kwargs):
+                 positive_weight=1.0, trainable_encoder_layers=None, **kwargs):
         aspects = [str(a) for a in aspects]
         if not aspects or len(set(aspects)) != len(aspects):
             raise ValueError(f"BertExtractiveSummarizer: aspects must be distinct names, got {aspects}")
@@ -238,7 +209,7 @@ class BertExtractiveSummarizer(Task):
         # === Layers ===
         flatten = FlattenChunks(name="flatten_chunks")
         vectors = SentenceVectors(pooling, name="sentence_vectors")
-        positions = SentencePositionEncoding(config.hidden_size, sentence_positions, name="sentence_positions")
+        positions = SentencePositionEncoding(config.hidden_size, name="sentence_positions")
         dropout_layer = Dropout(dropout, name="sentence_dropout")
         blocks = [TransformerBlock(
             hidden_size=config.hidden_size, num_heads=config.num_heads, intermediate_size=config.intermediate_size,
@@ -251,11 +222,7 @@ class BertExtractiveSummarizer(Task):
         sequence = encoder({name: flatten(inputs[name]) for name in CHUNK_INPUTS})["sequence_output"]
         x = vectors(sequence, inputs["token_ids"], inputs["sentence_chunk"], inputs["sentence_position"],
                     inputs["sentence_mask"], inputs["padding_mask"])
-        if sentence_positions == "window":
-            x = positions(x, inputs["sentence_chunk"], inputs["sentence_mask"])
-        else:
-            x = positions(x)
-        x = dropout_layer(x)
+        x = dropout_layer(positions(x))
         for block in blocks:
             x = block(x, inputs["sentence_mask"])
         outputs = {a: heads[a](x, inputs["sentence_mask"]) for a in aspects}
@@ -266,7 +233,6 @@ class BertExtractiveSummarizer(Task):
         self.num_inter_layers = int(num_inter_layers)
         self.dropout = dropout
         self.pooling = pooling
-        self.sentence_positions = sentence_positions
         self.positive_weight = float(positive_weight)
         self.trainable_encoder_layers = None if trainable_encoder_layers is None else int(trainable_encoder_layers)
         if self.trainable_encoder_layers is not None:

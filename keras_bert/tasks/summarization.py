@@ -748,8 +748,7 @@ class Summarization(base.TaskKind):
     model_class = BertExtractiveSummarizer
     default_top_k = 3
     # The model's arguments a recipe may set (`training.finetune`'s `model_options`).
-    model_options = ("num_inter_layers", "pooling", "positive_weight", "trainable_encoder_layers",
-                     "sentence_positions")
+    model_options = ("num_inter_layers", "pooling", "positive_weight", "trainable_encoder_layers")
 
     def read(self, path, options, tokenizer, *, batch_size, training, labels=None, seed=0, limit=None,
              max_chunks=None):

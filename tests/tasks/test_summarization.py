@@ -139,25 +139,6 @@ def test_sentence_vectors_layer(pooling):
                    run_training=False)
 
 
-def test_sentence_positions_in_window_restart_in_every_chunk():
-    from keras_bert.models.summarizer import SentencePositionEncoding
-    from tests.test_case import run_layer_test
-
-    x = np.zeros((2, 6, 8), "float32")
-    chunk = np.array([[0, 0, 1, 1, 1, 0], [0, 1, 2, 0, 0, 0]], "int32")
-    mask = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]], "int32")
-    document = np.asarray(SentencePositionEncoding(8)(x))[0]  # the codes of indices 0..5
-    window = np.asarray(SentencePositionEncoding(8, "window")(x, chunk, mask))
-    # Index within the chunk: [0, 1 | 0, 1, 2] and [0 | 0 | 0] (padded slots are not scored).
-    np.testing.assert_allclose(window[0, :5], document[[0, 1, 0, 1, 2]], atol=1e-6)
-    np.testing.assert_allclose(window[1, :3], document[[0, 0, 0]], atol=1e-6)
-    assert not np.allclose(document[1], document[2])
-    run_layer_test(SentencePositionEncoding(8, "window"), [x, chunk, mask], (2, 6, 8),
-                   expected_num_trainable_weights=0, run_training=False)
-    with pytest.raises(ValueError, match="positions must be one of"):
-        SentencePositionEncoding(8, "sentence")
-
-
 def test_model_options_config_freezing_and_weighted_loss(init_dir):
     from keras_bert.models.summarizer import SentenceVectors
     from keras_bert.tasks.preprocessing import load_pretrained
@@ -166,13 +147,11 @@ def test_model_options_config_freezing_and_weighted_loss(init_dir):
     blocks = encoder.transformer_blocks
     top = len(blocks) - 1  # all blocks but the first train
     model = keras_bert.BertExtractiveSummarizer(encoder, aspects=["a", "b"], pooling="mean", positive_weight=2.5,
-                                                trainable_encoder_layers=top, sentence_positions="window")
+                                                trainable_encoder_layers=top)
     config = model.get_config()
-    assert (config["pooling"], config["positive_weight"], config["trainable_encoder_layers"],
-            config["sentence_positions"]) == ("mean", 2.5, top, "window")
+    assert (config["pooling"], config["positive_weight"], config["trainable_encoder_layers"]) == ("mean", 2.5, top)
     restored = keras_bert.BertExtractiveSummarizer.from_config(config)
     assert restored.get_layer("sentence_vectors").pooling == "mean"
-    assert restored.get_layer("sentence_positions").positions == "window"
     # The embeddings and the lowest block are frozen; the blocks above, inter-sentence layers and heads train.
     assert not encoder.embeddings.trainable and not blocks[0].trainable and all(b.trainable for b in blocks[1:])
     trainable = {id(v) for v in model.trainable_variables}
