@@ -41,7 +41,8 @@ class DataOptions:
             outcome); None: those of the training file.
         sections: list or None. Summarization (ACLSum): the paper sections read, in order; None: all.
         top_k: int. Summarization: most sentences selected per aspect.
-        threshold: float or None. Summarization: select only sentences scoring at least this.
+        threshold: float or None. Summarization: select only sentences scoring at least this; also the
+            threshold of the sentence P/R/F1 metrics (None: the sigmoid's 0.5).
         trigram_blocking: bool. Summarization: skip a sentence sharing a word trigram with a selected one.
         oracle_sentences: int. Summarization: most sentences of a greedy-ROUGE oracle label set.
     """

@@ -3,8 +3,9 @@
 Data: ACLSum JSON lines (human highlights per aspect; aspects and sections selectable), or generic JSON
 lines `{"sentences": [...], "labels": [...]}` / `{"text": "...", "summary": "..."}` (sentence splitting and
 greedy-ROUGE oracle labels). Metrics: ROUGE-1/2/Lsum F1 (Google's `rouge-score`, stemming) against the
-reference summaries and sentence precision/recall/F1 against the labels. Selection (top-k or threshold,
-trigram blocking, document order) is the same in Python and in the exported graph.
+reference summaries, precision/recall/F1 of the selected sentences against the labels, and sentence-level
+precision/recall/F1 (every sentence classified by a score threshold, `sentence_metrics`). Selection (top-k
+or threshold, trigram blocking, document order) is the same in Python and in the exported graph.
 """
 
 import dataclasses
@@ -23,6 +24,8 @@ FORMATS = ("jsonl",)
 ACLSUM_SECTIONS = ("abstract", "introduction", "conclusion")
 DEFAULT_ASPECT = "summary"
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
+# The sigmoid's own decision threshold: the jobs classify sentences at it when the config sets no `threshold`.
+DECISION_THRESHOLD = 0.5
 # Text without newlines is split after . ! ? (and closing quotes/brackets) followed by whitespace and an
 # upper-case letter, digit or opening quote/bracket. The same RE2/Python pattern runs in the exported graph.
 SENTENCE_BOUNDARY = r"([.!?][\"')\]]*)[ \t\r\f\v]+([A-Z0-9\"'(\[])"
@@ -308,16 +311,120 @@ def sentence_counts(selected, labels):
 
 
 def prf(true_positives, predicted, gold):
-    """Precision, recall, F1 (x100) from counts."""
-    precision = 100.0 * true_positives / predicted if predicted else 0.0
-    recall = 100.0 * true_positives / gold if gold else 0.0
+    """Precision, recall, F1 (x100, Python floats) from counts."""
+    precision = 100.0 * float(true_positives) / float(predicted) if predicted else 0.0
+    recall = 100.0 * float(true_positives) / float(gold) if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
 
 
+def highlighted(scores, threshold, scored=None):
+    """Indices of the sentences predicted highlighted: scored and scoring at least `threshold`.
+
+    Args:
+        scores: list of float. One score per sentence.
+        threshold: float. The decision threshold.
+        scored: list of bool or None. Which sentences the model saw (a truncated input scores only its first
+            window); None: all. A sentence not scored is never predicted.
+
+    Example:
+    >>> highlighted([0.9, 0.2, 0.6], 0.5), highlighted([0.9, 0.2, 0.6], 0.5, scored=[True, True, False])
+    ([0, 2], [0])
+    """
+    return [i for i, s in enumerate(scores) if (scored is None or scored[i]) and float(s) >= threshold]
+
+
+def choose_threshold(scores, labels, scored=None):
+    """The decision threshold with the best sentence F1 over all the sentences of all the documents (val).
+
+    Every distinct score of a scored sentence is a candidate cut (predict the sentences scoring at least it);
+    the best F1 wins, ties go to the higher cut, and the threshold returned is halfway between that cut and
+    the next lower scored value (so unseen scores fall on the side of the nearer val score). Highlights of
+    sentences not scored count in the recall's denominator, so a truncated input pays for what it cannot see.
+
+    Args:
+        scores: list (per document) of float lists.
+        labels: list (per document) of 0/1 lists.
+        scored: list (per document) of bool lists, or None (all scored).
+
+    Returns:
+        `(threshold, f1)`: the threshold and its F1 (x100) on these documents; with no highlighted sentence,
+        the highest score and 0.
+
+    Example:
+    >>> choose_threshold([[0.9, 0.7, 0.8], [0.2, 0.1]], [[1, 1, 0], [1, 0]])
+    (0.15000000000000002, 85.71428571428571)
+    """
+    pairs, gold = [], 0
+    for number, (row, label) in enumerate(zip(scores, labels)):
+        seen = scored[number] if scored is not None else [True] * len(row)
+        gold += sum(int(v) for v in label)
+        pairs += [(float(s), int(v)) for s, v, k in zip(row, label, seen) if k]
+    values = sorted({s for s, _ in pairs}, reverse=True)
+    if not values:
+        raise ValueError("choose_threshold: no scored sentence")
+    positives = {}
+    counts = {}
+    for s, v in pairs:
+        counts[s] = counts.get(s, 0) + 1
+        positives[s] = positives.get(s, 0) + v
+    best, true_positives, predicted = (-1.0, 0), 0, 0
+    for j, value in enumerate(values):
+        true_positives += positives[value]
+        predicted += counts[value]
+        f1 = prf(true_positives, predicted, gold)[2]
+        if f1 > best[0]:
+            best = (f1, j)
+    f1, j = best
+    if gold == 0:
+        return values[0], 0.0
+    threshold = (values[j] + values[j + 1]) / 2 if j + 1 < len(values) else values[j]
+    return threshold, f1
+
+
+def sentence_metrics(documents, scores, aspects, thresholds, scored=None):
+    """Sentence-level precision/recall/F1 (x100) against the labels: the sentence classification metric.
+
+    A sentence is predicted highlighted when its score is at least its aspect's threshold (`highlighted`);
+    the counts are pooled over all the sentences of all the documents (micro average).
+
+    Args:
+        documents: list of `Document`.
+        scores: list (per document) of `{aspect: float scores}`.
+        aspects: list of str.
+        thresholds: float (every aspect) or `{aspect: float}`.
+        scored: list (per document) of bool lists, or None (all scored).
+
+    Returns:
+        `{aspect}_sentence_precision/recall/f1`, `{aspect}_sentence_threshold` and the mean `sentence_f1`.
+
+    Example:
+    >>> doc = Document("d", ["a", "b", "c"], {"x": [1, 0, 1]}, {"x": None})
+    >>> m = sentence_metrics([doc], [{"x": [0.9, 0.6, 0.1]}], ["x"], 0.5)
+    >>> [round(m[k], 2) for k in ("x_sentence_precision", "x_sentence_recall", "x_sentence_f1")]
+    [50.0, 50.0, 50.0]
+    """
+    metrics = {}
+    for aspect in aspects:
+        threshold = float(thresholds[aspect] if isinstance(thresholds, dict) else thresholds)
+        counts = [sentence_counts(highlighted(s[aspect], threshold, scored[n] if scored is not None else None),
+                                  d.labels[aspect]) for n, (d, s) in enumerate(zip(documents, scores))
+                  if aspect in d.labels]
+        if counts:
+            p, r, f = prf(*np.sum(counts, axis=0))
+            metrics.update({f"{aspect}_sentence_precision": p, f"{aspect}_sentence_recall": r,
+                            f"{aspect}_sentence_f1": f, f"{aspect}_sentence_threshold": threshold})
+    values = [metrics[f"{a}_sentence_f1"] for a in aspects if f"{a}_sentence_f1" in metrics]
+    if values:
+        metrics["sentence_f1"] = float(np.mean(values))
+    return metrics
+
+
 def score_selections(documents, selections, aspects):
     """Metrics of `selections` (`[{aspect: indices}]`, one per document): per aspect ROUGE-1/2/Lsum F1 against
-    the references and sentence precision/recall/F1 against the labels, and their means over aspects."""
+    the references and the selected sentences' precision/recall/F1 against the labels
+    (`{aspect}_selection_precision/recall/f1`: the summary's own sentences, not a per-sentence
+    classification; that is `sentence_metrics`), and their means over aspects."""
     metrics = {}
     for aspect in aspects:
         rouges = [rouge([d.sentences[i] for i in s[aspect]], d.references[aspect])
@@ -329,9 +436,9 @@ def score_selections(documents, selections, aspects):
                          if aspect in d.labels], axis=0)
         if np.ndim(counts):
             p, r, f = prf(*counts)
-            metrics.update({f"{aspect}_sentence_precision": p, f"{aspect}_sentence_recall": r,
-                            f"{aspect}_sentence_f1": f})
-    for name in ROUGE_TYPES + ("sentence_f1",):
+            metrics.update({f"{aspect}_selection_precision": p, f"{aspect}_selection_recall": r,
+                            f"{aspect}_selection_f1": f})
+    for name in ROUGE_TYPES + ("selection_f1",):
         values = [metrics[f"{a}_{name}"] for a in aspects if f"{a}_{name}" in metrics]
         if values:
             metrics[name] = float(np.mean(values))
@@ -633,8 +740,9 @@ def graph_select(scores, sentences, mask, top_k, threshold=None, trigram_blockin
 
 
 class Summarization(base.TaskKind):
-    """Extractive summarization: ROUGE-1/2/Lsum and sentence P/R/F1 per aspect; exported summary text,
-    selected indices and sentence scores per aspect."""
+    """Extractive summarization: per aspect ROUGE-1/2/Lsum and the selection's P/R/F1 of the top-k summary,
+    and sentence P/R/F1 of every sentence classified at the decision threshold (`sentence_metrics`); exported
+    summary text, selected indices and sentence scores per aspect."""
 
     name = "summarization"
     model_class = BertExtractiveSummarizer
@@ -672,6 +780,10 @@ class Summarization(base.TaskKind):
         rows = summaries([d.sentences for d in data.reference], outputs, aspects, top_k, threshold, blocking)
         selections = [{a: row[a]["indices"] for a in aspects} for row in rows]
         metrics = score_selections(data.reference, selections, aspects)
+        # Sentence P/R/F1: each sentence classified at the config's threshold, else the sigmoid's 0.5 (the
+        # jobs have no second dev set to tune it on; benchmarks.aclsum chooses it on val).
+        metrics.update(sentence_metrics(data.reference, outputs, aspects,
+                                        DECISION_THRESHOLD if threshold is None else threshold))
         predictions = [{"id": d.id, **{a: {k: row[a][k] for k in ("indices", "scores", "summary")}
                                        for a in aspects}} for d, row in zip(data.reference, rows)]
         return metrics, predictions

@@ -229,6 +229,46 @@ def test_selection_top_k_threshold_trigram_blocking_and_graph_agree():
                 assert np.asarray(summary)[b].decode() == "\n".join(d[i] for i in expected)
 
 
+def _doc(labels):
+    return S.Document("d", [f"sentence {i}" for i in range(len(labels))], {"x": labels}, {"x": None})
+
+
+def test_sentence_metrics_classify_every_sentence_at_the_threshold():
+    documents = [_doc([1, 0, 1, 0]), _doc([0, 1])]
+    scores = [{"x": [0.9, 0.6, 0.4, 0.1]}, {"x": [0.7, 0.55]}]
+    # At 0.5: predicted 0.9, 0.6 | 0.7, 0.55; true positives 0.9 and 0.55 (2 of 4 predicted, 2 of 3 gold).
+    m = S.sentence_metrics(documents, scores, ["x"], 0.5)
+    assert (m["x_sentence_precision"], m["x_sentence_recall"]) == pytest.approx((50.0, 200 / 3))
+    assert m["x_sentence_f1"] == pytest.approx(100 * 2 * 2 / (4 + 3)) == m["sentence_f1"]
+    assert m["x_sentence_threshold"] == 0.5
+    # A sentence the model did not score (a truncated input) is never predicted but still counts as gold:
+    # the second document's 0.55 is lost, 1 of 3 predicted and 1 of 3 gold.
+    m = S.sentence_metrics(documents, scores, ["x"], {"x": 0.5}, scored=[[True] * 4, [True, False]])
+    assert [m[f"x_sentence_{n}"] for n in ("precision", "recall", "f1")] == pytest.approx([100 / 3] * 3)
+    # The top-k selection's own P/R/F1 is labelled apart (selection_*), from the selected indices only.
+    s = S.score_selections(documents, [{"x": [0]}, {"x": [1]}], ["x"])
+    assert (s["x_selection_precision"], s["x_selection_recall"]) == pytest.approx((100.0, 200 / 3))
+    assert "x_sentence_f1" not in s
+
+
+def test_choose_threshold_maximises_pooled_sentence_f1():
+    labels = [[1, 0, 1], [0, 1, 0, 0]]
+    scores = [[0.9, 0.8, 0.7], [0.6, 0.3, 0.2, 0.1]]
+    # Cuts (predict >= cut) over the 7 pooled sentences, 3 gold: 0.9 -> F1 2*1/(1+3) = 0.5; 0.8 -> 2/5;
+    # 0.7 -> 4/6; 0.6 -> 4/7; 0.3 -> 6/8 = 0.75 (best); 0.2 -> 6/9; 0.1 -> 6/10. Halfway to the next: 0.25.
+    threshold, f1 = S.choose_threshold(scores, labels)
+    assert threshold == pytest.approx(0.25) and f1 == pytest.approx(75.0)
+    documents = [_doc(row) for row in labels]
+    m = S.sentence_metrics(documents, [{"x": s} for s in scores], ["x"], threshold)
+    assert (m["x_sentence_precision"], m["x_sentence_recall"], m["x_sentence_f1"]) == pytest.approx((60, 100, 75))
+    # Truncated: only the first sentence of the second document scored; its later highlight still counts in
+    # the recall. Cuts 0.9 -> 0.5, 0.8 -> 0.4, 0.7 -> 4/6 (best), 0.6 -> 4/7; halfway to 0.6: 0.65.
+    threshold, f1 = S.choose_threshold(scores, labels, scored=[[True] * 3, [True, False, False, False]])
+    assert threshold == pytest.approx(0.65) and f1 == pytest.approx(200 / 3)
+    # A tie goes to the higher cut: 0.9 and 0.6 both give 2/3 here (2 gold); halfway from 0.9 to 0.8.
+    assert S.choose_threshold([[0.9, 0.8, 0.7, 0.6]], [[1, 0, 0, 1]]) == pytest.approx((0.85, 200 / 3))
+
+
 def test_rouge_is_rouge_score_with_stemming_and_lsum_over_sentences():
     from rouge_score import rouge_scorer
 
