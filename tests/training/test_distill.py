@@ -200,9 +200,13 @@ def test_neighbour_augmentation_is_seeded_and_replaces_only_single_piece_words()
     embeddings = np.random.default_rng(1).normal(size=(len(VOCAB), 6)).astype("float32")
     texts = _texts(200, seed=1)
     augmenter = _augmenter(embeddings, candidates=2, replace_prob=0.3).fit(texts)
-    first = [augmenter(t, random.Random(7)) for t in texts]
-    assert first == [augmenter(t, random.Random(7)) for t in texts]
-    assert first != [augmenter(t, random.Random(8)) for t in texts]
+
+    def copies(augmenter, seed):  # One generator for all the texts, as training.distill draws them.
+        rng = random.Random(seed)
+        return [augmenter(t, rng) for t in texts]
+
+    first = copies(augmenter, 7)
+    assert first == copies(augmenter, 7) and first != copies(augmenter, 8)
     replaced = total = 0
     for text, copy in zip(texts, first):
         words, new = text.split(), copy.split()
@@ -213,8 +217,7 @@ def test_neighbour_augmentation_is_seeded_and_replaces_only_single_piece_words()
                 replaced += 1
                 assert old in REPLACEABLE and word in augmenter.neighbours[old], (old, word)
     assert 0.15 < replaced / total < 0.3  # 0.3 of the replaceable words (14 of the 19 drawn ones).
-    assert [_augmenter(embeddings, replace_prob=0.0).fit(texts)(t, random.Random(7)) for t in texts] == [
-        " ".join(t.split()) for t in texts]
+    assert copies(_augmenter(embeddings, replace_prob=0.0).fit(texts), 7) == [" ".join(t.split()) for t in texts]
 
 
 def test_neighbour_augmentation_through_the_job(teacher, tmp_path):
@@ -229,3 +232,20 @@ def test_neighbour_augmentation_through_the_job(teacher, tmp_path):
                           "--student-layers", "0,2", "--augment-copies", 1, "--augmentation", "neighbours",
                           "--augment-candidates", 0)
     assert message.startswith("augment_candidates: "), message
+
+
+def test_quarter_recipe_shares_the_teacher_outputs_of_the_recipe():
+    """benchmarks.distill_sst2 reuses one teacher-output cache for both recipes: their transfer sets must agree."""
+    from keras_bert.trainer import parse_job_config
+    from training.distill import DistillConfig
+
+    def load(name):
+        path = os.path.join(REPO_ROOT, "training", "configs", name)
+        return parse_job_config(DistillConfig, ["--config", path, "--teacher", "t", "--output-dir", "o"])
+
+    recipe, quarter = load("distill_sst2.yaml"), load("distill_sst2_quarter.yaml")
+    for key in ("train_file", "text_column", "label_column", "labels", "max_seq_length", "max_train_examples",
+                "mixed_precision", "unlabeled_files", "max_unlabeled_examples", "augment_copies", "augmentation",
+                "augment_word_dropout", "augment_candidates", "augment_replace_prob", "seed"):
+        assert getattr(recipe, key) == getattr(quarter, key), key
+    assert len(recipe.student_layers) == 3 and len(quarter.student_layers) == 2
