@@ -191,7 +191,8 @@ def main(argv=None):
     machine = f"{machine_description()}; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
     print(f"[distill_sst2] {len(texts)} SST-2 dev sentences through the SavedModels, batch {args.batch_size}, "
           f"median of {args.rounds} rounds; mean {mean_length:.1f} word pieces per sentence; machine: {machine}")
-    results = {"teacher": teacher, "recipes": {name: os.path.relpath(path, REPO_ROOT) for name, path in RECIPES.items()},
+    results = {"teacher": teacher,
+               "recipes": {name: os.path.relpath(path, REPO_ROOT) for name, path in RECIPES.items()},
                "extra_flags": extra,
                "rounds": args.rounds, "batch_size": args.batch_size, "machine": machine,
                "command": "python -m benchmarks.distill_sst2 " + " ".join(argv if argv is not None else sys.argv[1:]),
