@@ -7,9 +7,9 @@ Not a test. One command, from the repository root:
 
 1. The teacher: `--teacher` (default WORK/../sst2/finetune when it exists), else it is built by
    `python -m benchmarks.sst2_quality --work-dir WORK` (MiniLM-L6-H384 fine-tuned with finetune_sst2.yaml).
-2. Distils it twice with `python -m training.distill --config training/configs/distill_sst2.yaml`: the recipe's
-   3-block student into WORK/student3, and a 2-block student (`--student-layers 0,5`), whose encoder FLOPs on the
-   dev sentences are under a quarter of the teacher's (the last block of a sentence classifier runs at [CLS]
+2. Distils it twice with `python -m training.distill`: `training/configs/distill_sst2.yaml`'s 3-block student
+   into WORK/student3, and `training/configs/distill_sst2_quarter.yaml`'s 2-block student, whose encoder FLOPs on
+   the dev sentences are under a quarter of the teacher's (the last block of a sentence classifier runs at [CLS]
    only), into WORK/student2. The teacher outputs are computed once (WORK/teacher_outputs.npz, reused by both
    runs and by later runs on the same data); with `--parallel` the second distillation starts as soon as they
    are cached and runs beside the first. Extra flags (e.g. `--max-train-examples 20000` for a shorter run) go to
@@ -33,8 +33,9 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(REPO_ROOT, "training", "configs", "distill_sst2.yaml")
+QUARTER_RECIPE = os.path.join(REPO_ROOT, "training", "configs", "distill_sst2_quarter.yaml")
+RECIPES = {"student3": RECIPE, "student2": QUARTER_RECIPE}
 DEV = os.path.join(REPO_ROOT, "..", "shared", "data", "sst2", "dev.tsv")
-QUARTER_LAYERS = "0,5"
 TARGETS = {"student3": (0.89, 1.9), "student2": (0.88, 3.5)}  # float32 exports: (dev accuracy, speedup) at least
 LOW_PRECISION_TARGET = (0.885, 5.0)  # the best student at bfloat16 or int8 vs the float32 teacher
 DISTILBERT = (1.4, 1.6)  # Points of dev accuracy lost, speedup (BERT-base -> DistilBERT, SST-2 dev).
@@ -59,9 +60,9 @@ def teacher_dir(args):
     return os.path.join(args.work_dir, "finetune")
 
 
-def distill(teacher, out, extra, cache, layers=None):
-    """Starts training.distill from scratch into `out` (with the cached teacher outputs `cache` when it exists);
-    returns the process and its start time."""
+def distill(teacher, out, extra, cache, recipe):
+    """Starts training.distill with `recipe` from scratch into `out` (with the cached teacher outputs `cache` when
+    it exists); returns the process and its start time."""
     import shutil
 
     from training.distill import CACHE_FILE
@@ -71,9 +72,8 @@ def distill(teacher, out, extra, cache, layers=None):
     os.makedirs(out)
     if os.path.exists(cache):
         shutil.copy(cache, os.path.join(out, CACHE_FILE))
-    flags = ["--student-layers", layers] if layers else []
-    command = [sys.executable, "-m", "training.distill", "--config", RECIPE, "--teacher", teacher, "--output-dir",
-               out, *flags, *extra]
+    command = [sys.executable, "-m", "training.distill", "--config", recipe, "--teacher", teacher, "--output-dir",
+               out, *extra]
     print("[distill_sst2] " + " ".join(command), flush=True)
     return subprocess.Popen(command, cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT)), time.perf_counter()
 
@@ -91,7 +91,7 @@ def distill_both(teacher, students, extra, work_dir, parallel):
     cache = os.path.join(work_dir, CACHE_FILE)
     first_cache = os.path.join(students["student3"], CACHE_FILE)
     started = {}
-    first, started["student3"] = distill(teacher, students["student3"], extra, cache)
+    first, started["student3"] = distill(teacher, students["student3"], extra, cache, RECIPES["student3"])
     if parallel:  # Its training (and logs/) starts once the teacher outputs are in its cache file.
         while first.poll() is None and not os.path.exists(os.path.join(students["student3"], "logs")):
             time.sleep(5)
@@ -104,7 +104,7 @@ def distill_both(teacher, students, extra, work_dir, parallel):
         raise SystemExit(f"error: training.distill failed for {students['student3']} (no teacher outputs)")
     if os.path.abspath(first_cache) != os.path.abspath(cache):
         shutil.copy(first_cache, cache)
-    second, started["student2"] = distill(teacher, students["student2"], extra, cache, QUARTER_LAYERS)
+    second, started["student2"] = distill(teacher, students["student2"], extra, cache, RECIPES["student2"])
     running = {name: process for name, process in (("student3", first), ("student2", second)) if name not in wall}
     while running:
         for name, process in list(running.items()):
@@ -191,7 +191,9 @@ def main(argv=None):
     machine = f"{machine_description()}; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
     print(f"[distill_sst2] {len(texts)} SST-2 dev sentences through the SavedModels, batch {args.batch_size}, "
           f"median of {args.rounds} rounds; mean {mean_length:.1f} word pieces per sentence; machine: {machine}")
-    results = {"teacher": teacher, "recipe": os.path.relpath(RECIPE, REPO_ROOT), "extra_flags": extra,
+    results = {"teacher": teacher,
+               "recipes": {name: os.path.relpath(path, REPO_ROOT) for name, path in RECIPES.items()},
+               "extra_flags": extra,
                "rounds": args.rounds, "batch_size": args.batch_size, "machine": machine,
                "command": "python -m benchmarks.distill_sst2 " + " ".join(argv if argv is not None else sys.argv[1:]),
                "models": {}}

@@ -67,9 +67,16 @@ class DistillConfig(FinetuneConfig):
         layer_map: list or None. The teacher block each student block's hidden state learns; None: evenly spaced.
         unlabeled_files: list or None. Plain-text files, one text a line, labelled by the teacher.
         max_unlabeled_examples: int or None. Use only the first N unlabeled lines (all files together).
-        augment_copies: int. Augmented copies of each training text (random word dropout and one swap).
-        augment_word_dropout: float. Share of the words an augmented copy drops.
+        augment_copies: int. Augmented copies of each training text.
+        augmentation: str. How a copy is made: "dropout_swap" (random word dropout and one swap of neighbours) or
+            "neighbours" (whole single-piece words replaced by their nearest neighbours in the teacher's
+            word-embedding matrix, TinyBERT-style without an MLM head; `NeighbourAugmenter`).
+        augment_word_dropout: float. Share of the words a "dropout_swap" copy drops.
+        augment_candidates: int. Nearest neighbours (cosine similarity) a "neighbours" copy draws a word from.
+        augment_replace_prob: float. Probability that a "neighbours" copy replaces a replaceable word.
     """
+
+    choices = {**FinetuneConfig.choices, "augmentation": ("dropout_swap", "neighbours")}
 
     teacher: typing.Optional[str] = None
     student_layers: typing.Optional[list] = dataclasses.field(default=None, metadata={"comma_separated": True})
@@ -84,7 +91,10 @@ class DistillConfig(FinetuneConfig):
     unlabeled_files: typing.Optional[list] = None
     max_unlabeled_examples: typing.Optional[int] = None
     augment_copies: int = 0
+    augmentation: str = "dropout_swap"
     augment_word_dropout: float = 0.1
+    augment_candidates: int = 8
+    augment_replace_prob: float = 0.3
 
 
 def _ints(values, key):
@@ -166,14 +176,105 @@ def augment(text, rng, word_dropout):
     return " ".join(kept)
 
 
-def transfer_examples(train, config, unlabeled):
-    """The transfer set's texts (`(texts_a, texts_b or None)`) and how many of them carry gold labels."""
+def _whole_word(token):
+    """A vocabulary entry that is a whole word: letters only (no "##" continuation, [special] or punctuation)."""
+    return token.isalpha()
+
+
+class NeighbourAugmenter:
+    """Replaces whole single-piece words by their nearest neighbours in a word-embedding matrix (TinyBERT-style).
+
+    A (whitespace-separated) word is replaceable when the tokenizer makes exactly one piece of it and that piece
+    is a whole word of the vocabulary (letters only: no "##" continuation, special token or punctuation). Its
+    candidates are the `candidates` other whole-word entries whose rows of `embeddings` are closest to its row by
+    cosine similarity, nearest first. A copy replaces each replaceable word, with probability `replace_prob`, by
+    a candidate drawn uniformly; other words are kept. No MLM head is needed, only the teacher's embeddings.
+
+    Args:
+        embeddings: float array `[vocab_size, hidden]` (the teacher's word embeddings).
+        tokenizer: `BertTokenizer` of that vocabulary.
+        candidates: int. Neighbours per word.
+        replace_prob: float. Probability of replacing each replaceable word.
+
+    Example:
+    >>> import random
+    >>> from keras_bert.tokenization.tokenizer import BertTokenizer
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "great", "film", "movie", "."]
+    >>> rows = np.array([[0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [1, 1]])
+    >>> augmenter = NeighbourAugmenter(rows, BertTokenizer(vocab), candidates=1, replace_prob=1.0)
+    >>> augmenter = augmenter.fit(["a good film ."])
+    >>> augmenter("a good film .", random.Random(0))
+    'a great movie .'
+    """
+
+    def __init__(self, embeddings, tokenizer, candidates=8, replace_prob=0.3):
+        if candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {candidates}")
+        if not 0.0 <= replace_prob <= 1.0:
+            raise ValueError(f"replace_prob must be in [0, 1], got {replace_prob}")
+        self.embeddings = np.asarray(embeddings, np.float32)
+        self.tokenizer = tokenizer
+        self.vocabulary = list(tokenizer.get_vocabulary())
+        if self.embeddings.shape[0] != len(self.vocabulary):
+            raise ValueError(f"embeddings have {self.embeddings.shape[0]} rows for a vocabulary of "
+                             f"{len(self.vocabulary)} tokens")
+        self.candidates = int(candidates)
+        self.replace_prob = float(replace_prob)
+        self.neighbours = {}  # word -> its candidate words, nearest first
+
+    def fit(self, texts, chunk=2048):
+        """Finds the candidates of every replaceable word of `texts` (an iterable of strings); returns self."""
+        words = sorted({w for text in texts for w in text.split()} - set(self.neighbours))
+        if not words:
+            return self
+        pieces = self.tokenizer(tf.constant(words))
+        lengths, ids = pieces.row_lengths().numpy(), pieces.flat_values.numpy()
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        pool = np.array([i for i, token in enumerate(self.vocabulary) if _whole_word(token)])
+        position = {int(token_id): k for k, token_id in enumerate(pool)}
+        single = [(w, position[int(ids[s])]) for w, n, s in zip(words, lengths, starts)
+                  if n == 1 and int(ids[s]) in position]
+        if not single or len(pool) < 2:
+            return self
+        rows = self.embeddings[pool]
+        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        k = min(self.candidates, len(pool) - 1)
+        for begin in range(0, len(single), chunk):
+            part = single[begin:begin + chunk]
+            query = np.array([p for _, p in part])
+            similarity = rows[query] @ rows.T
+            similarity[np.arange(len(part)), query] = -np.inf  # Not the word itself.
+            top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
+            for (word, _), best in zip(part, np.take_along_axis(top, order, axis=1)):
+                self.neighbours[word] = [self.vocabulary[pool[j]] for j in best]
+        return self
+
+    def __call__(self, text, rng):
+        """A copy of `text` (its words joined by single spaces); `rng` is a `random.Random`."""
+        out = []
+        for word in text.split():
+            candidates = self.neighbours.get(word)
+            if candidates and rng.random() < self.replace_prob:
+                word = rng.choice(candidates)
+            out.append(word)
+        return " ".join(out)
+
+
+def transfer_examples(train, config, unlabeled, augmenter=None):
+    """The transfer set's texts (`(texts_a, texts_b or None)`): the training texts, their `augment_copies`
+    copies (by `augmenter`, a fitted `NeighbourAugmenter`, when given; else `augment`'s dropout and swap) and the
+    unlabeled lines."""
     texts_a, texts_b = list(train.texts_a), None if train.texts_b is None else list(train.texts_b)
     rng = random.Random(config.seed)
+
+    def copy(text):
+        return augmenter(text, rng) if augmenter is not None else augment(text, rng, config.augment_word_dropout)
+
     for _ in range(config.augment_copies):
-        texts_a += [augment(t, rng, config.augment_word_dropout) for t in train.texts_a]
+        texts_a += [copy(t) for t in train.texts_a]
         if texts_b is not None:
-            texts_b += [augment(t, rng, config.augment_word_dropout) for t in train.texts_b]
+            texts_b += [copy(t) for t in train.texts_b]
     if unlabeled:
         if texts_b is not None:
             raise ConfigError("unlabeled_files: their lines are single texts, but the training data are text pairs")
@@ -238,6 +339,27 @@ def examples_per_second(task, model, data):
     start = time.perf_counter()
     outputs = task.predict(model, data)
     return data.size / (time.perf_counter() - start), outputs
+
+
+def neighbour_augmenter(teacher, tokenizer, train_examples, config):
+    """The `NeighbourAugmenter` of the config's keys on the teacher's word embeddings, fitted on the training texts."""
+    import keras
+
+    embeddings = keras.ops.convert_to_numpy(teacher.encoder.embeddings.token_embedding.embeddings)
+    for key, error in (("augment_candidates", config.augment_candidates < 1),
+                       ("augment_replace_prob", not 0.0 <= config.augment_replace_prob <= 1.0)):
+        if error:
+            raise ConfigError(f"{key}: {getattr(config, key)!r} is out of range (candidates >= 1, probability in "
+                              f"[0, 1])")
+    augmenter = NeighbourAugmenter(embeddings, tokenizer, config.augment_candidates, config.augment_replace_prob)
+    started = time.perf_counter()
+    texts = list(train_examples.texts_a) + list(train_examples.texts_b or [])
+    augmenter.fit(texts)
+    words = len({w for text in texts for w in text.split()})
+    print(f"[distill] neighbour augmentation: {len(augmenter.neighbours)} of {words} distinct training words "
+          f"replaceable, {config.augment_candidates} candidates each, p = {config.augment_replace_prob} "
+          f"({time.perf_counter() - started:.1f} s)")
+    return augmenter
 
 
 def main(argv=None):
@@ -311,7 +433,10 @@ def main(argv=None):
 
     # --- The transfer set and the teacher's outputs (once per example, cached) ---
     unlabeled = read_unlabeled(unlabeled_files, config.max_unlabeled_examples)
-    texts = transfer_examples(train_examples, config, unlabeled)
+    augmenter = None
+    if config.augment_copies and config.augmentation == "neighbours":
+        augmenter = neighbour_augmenter(teacher, tokenizer, train_examples, config)
+    texts = transfer_examples(train_examples, config, unlabeled, augmenter)
     size, gold = len(texts[0]), len(train_examples)
     outputs = teacher_outputs(teacher, task, tokenizer, texts, config,
                               os.path.join(config.output_dir, CACHE_FILE),

@@ -142,3 +142,110 @@ def test_bad_teachers_and_students_name_the_key(teacher, tmp_path):
     # Through the CLI: one line on stderr, exit status 2.
     result = run_job("training.distill", *base, "--teacher", tmp_path / "regression", check=False)
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: task: ")
+
+
+# --- The neighbour augmentation (TinyBERT-style, on the teacher's word-embedding matrix) ---
+
+# Whole words, "##" continuations, punctuation and specials: "films" and "quickly" are two pieces, "unfun" is
+# [UNK], "Good" is the single piece "good".
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "##s", "##ly", "the", "a", "film", "movie", "good",
+         "great", "bad", "awful", "quick", "slow", "play", "fun", "dull", "plot"]
+WORDS = ["the", "a", "film", "movie", "Good", "great", "bad", "awful", "quick", "slow", "play", "fun", "dull", "plot",
+         ".", ",", "films", "quickly", "unfun"]
+REPLACEABLE = {"the", "a", "film", "movie", "Good", "great", "bad", "awful", "quick", "slow", "play", "fun", "dull",
+               "plot"}
+
+
+def _augmenter(embeddings, **kwargs):
+    from keras_bert.tokenization.tokenizer import BertTokenizer
+    from training.distill import NeighbourAugmenter
+
+    return NeighbourAugmenter(embeddings, BertTokenizer(VOCAB, lowercase=True), **kwargs)
+
+
+def _reference_neighbours(embeddings, word, k):
+    """The k whole-word entries nearest to `word`'s row by cosine similarity, by brute force."""
+    def cosine(i, j):
+        a, b = embeddings[i], embeddings[j]
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    own = VOCAB.index(word.lower())
+    others = [j for j, token in enumerate(VOCAB) if token.isalpha() and j != own]
+    return [VOCAB[j] for j in sorted(others, key=lambda j: -cosine(own, j))[:k]]
+
+
+def _texts(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(3, 12))) for _ in range(count)]
+
+
+def test_neighbour_candidates_come_from_the_embedding_matrix():
+    embeddings = np.random.default_rng(0).normal(size=(len(VOCAB), 6)).astype("float32")
+    augmenter = _augmenter(embeddings, candidates=3).fit(_texts(50))
+    # Only whole single-piece words get candidates: no continuation, punctuation, [UNK] or two-piece word.
+    assert set(augmenter.neighbours) == REPLACEABLE
+    for word, candidates in augmenter.neighbours.items():
+        assert candidates == _reference_neighbours(embeddings, word, 3), word
+    # Other embeddings, other candidates: "good" takes the row of "plot".
+    moved = embeddings.copy()
+    moved[VOCAB.index("good")] = embeddings[VOCAB.index("plot")] + 0.01
+    again = _augmenter(moved, candidates=3).fit(["Good plot"])
+    assert again.neighbours["Good"] == _reference_neighbours(moved, "good", 3)
+    assert again.neighbours["Good"][0] == "plot" and again.neighbours["plot"][0] == "good"
+
+
+def test_neighbour_augmentation_is_seeded_and_replaces_only_single_piece_words():
+    import random
+
+    embeddings = np.random.default_rng(1).normal(size=(len(VOCAB), 6)).astype("float32")
+    texts = _texts(200, seed=1)
+    augmenter = _augmenter(embeddings, candidates=2, replace_prob=0.3).fit(texts)
+
+    def copies(augmenter, seed):  # One generator for all the texts, as training.distill draws them.
+        rng = random.Random(seed)
+        return [augmenter(t, rng) for t in texts]
+
+    first = copies(augmenter, 7)
+    assert first == copies(augmenter, 7) and first != copies(augmenter, 8)
+    replaced = total = 0
+    for text, copy in zip(texts, first):
+        words, new = text.split(), copy.split()
+        assert len(words) == len(new)
+        for old, word in zip(words, new):
+            total += 1
+            if word != old:
+                replaced += 1
+                assert old in REPLACEABLE and word in augmenter.neighbours[old], (old, word)
+    assert 0.15 < replaced / total < 0.3  # 0.3 of the replaceable words (14 of the 19 drawn ones).
+    assert copies(_augmenter(embeddings, replace_prob=0.0).fit(texts), 7) == [" ".join(t.split()) for t in texts]
+
+
+def test_neighbour_augmentation_through_the_job(teacher, tmp_path):
+    result = _distill(teacher, tmp_path / "out", "--augment-copies", 2, "--augmentation", "neighbours",
+                      "--augment-candidates", 4, "--augment-replace-prob", 0.5, steps=2)
+    assert "192 transfer examples (64 labelled, 128 augmented, 0 unlabeled)" in result.stdout, result.stdout[-2000:]
+    assert "teacher outputs for 192 texts" in result.stdout
+    line = next(line for line in result.stdout.splitlines() if "neighbour augmentation:" in line)
+    replaceable, words = map(int, line.split("augmentation: ")[1].split(" distinct")[0].split(" of "))
+    assert 0 < replaceable < words, line
+    message = _main_error("--config", RECIPE, "--teacher", teacher, "--output-dir", tmp_path / "bad", *SMALL,
+                          "--student-layers", "0,2", "--augment-copies", 1, "--augmentation", "neighbours",
+                          "--augment-candidates", 0)
+    assert message.startswith("augment_candidates: "), message
+
+
+def test_quarter_recipe_shares_the_teacher_outputs_of_the_recipe():
+    """benchmarks.distill_sst2 reuses one teacher-output cache for both recipes: their transfer sets must agree."""
+    from keras_bert.trainer import parse_job_config
+    from training.distill import DistillConfig
+
+    def load(name):
+        path = os.path.join(REPO_ROOT, "training", "configs", name)
+        return parse_job_config(DistillConfig, ["--config", path, "--teacher", "t", "--output-dir", "o"])
+
+    recipe, quarter = load("distill_sst2.yaml"), load("distill_sst2_quarter.yaml")
+    for key in ("train_file", "text_column", "label_column", "labels", "max_seq_length", "max_train_examples",
+                "mixed_precision", "unlabeled_files", "max_unlabeled_examples", "augment_copies", "augmentation",
+                "augment_word_dropout", "augment_candidates", "augment_replace_prob", "seed"):
+        assert getattr(recipe, key) == getattr(quarter, key), key
+    assert len(recipe.student_layers) == 3 and len(quarter.student_layers) == 2
