@@ -112,13 +112,13 @@ class SelfAttention(keras.layers.Layer):
     def _attention(self, qkv, padding_mask, training, first_token_only):
         """`[batch, seq, 3, heads, head_size]` -> context `[batch * seq (or batch), hidden]`, probabilities."""
         scale = ops.cast(self.head_size ** -0.5, qkv.dtype)
-        # One unstack, not three slices: its gradient is one stack, where each slice's gradient
-        # would write a zero-filled copy of the whole projection.
-        query, key, value = ops.unstack(qkv, 3, axis=2)
-        query = query[:, :1] if first_token_only else query
-        query = ops.transpose(query * scale, (0, 2, 1, 3))  # [batch, heads, seq (or 1), head_size]
-        key_t = ops.transpose(key, (0, 2, 3, 1))  # [batch, heads, head_size, seq]
-        value = ops.transpose(value, (0, 2, 1, 3))
+        # One transpose to `[3, batch, heads, seq, head_size]`, then one unstack of the leading
+        # axis: its gradient is one stack, where a slice's gradient writes a zero-filled copy of
+        # the whole projection, and it measured faster than three slices and three transposes.
+        query, key, value = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)
+        query = query[:, :, :1] if first_token_only else query
+        query = query * scale  # [batch, heads, seq (or 1), head_size]
+        key_t = ops.transpose(key, (0, 1, 3, 2))  # [batch, heads, head_size, seq]
         scores = ops.matmul(query, key_t)
         scores = ops.cast(scores, "float32") + padding_mask_to_bias(padding_mask)
         probs = ops.softmax(scores, axis=-1)
