@@ -209,9 +209,9 @@ class NeighbourAugmenter:
 
     def __init__(self, embeddings, tokenizer, candidates=8, replace_prob=0.3):
         if candidates < 1:
-            raise ValueError(f"candidates must be >= 1, got {candidates}")
+            raise ValueError(f"candidates: must be >= 1, got {candidates!r}")
         if not 0.0 <= replace_prob <= 1.0:
-            raise ValueError(f"replace_prob must be in [0, 1], got {replace_prob}")
+            raise ValueError(f"replace_prob: must be in [0, 1], got {replace_prob!r}")
         self.embeddings = np.asarray(embeddings, np.float32)
         self.tokenizer = tokenizer
         self.vocabulary = list(tokenizer.get_vocabulary())
@@ -346,12 +346,10 @@ def neighbour_augmenter(teacher, tokenizer, train_examples, config):
     import keras
 
     embeddings = keras.ops.convert_to_numpy(teacher.encoder.embeddings.token_embedding.embeddings)
-    for key, error in (("augment_candidates", config.augment_candidates < 1),
-                       ("augment_replace_prob", not 0.0 <= config.augment_replace_prob <= 1.0)):
-        if error:
-            raise ConfigError(f"{key}: {getattr(config, key)!r} is out of range (candidates >= 1, probability in "
-                              f"[0, 1])")
-    augmenter = NeighbourAugmenter(embeddings, tokenizer, config.augment_candidates, config.augment_replace_prob)
+    try:
+        augmenter = NeighbourAugmenter(embeddings, tokenizer, config.augment_candidates, config.augment_replace_prob)
+    except ValueError as error:  # Its range errors start with the argument's name; the key adds "augment_".
+        raise ConfigError(f"augment_{error}") from None
     started = time.perf_counter()
     texts = list(train_examples.texts_a) + list(train_examples.texts_b or [])
     augmenter.fit(texts)

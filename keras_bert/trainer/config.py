@@ -165,7 +165,8 @@ def load_config(config_class, path=None, overrides=None, ignore_unknown=False):
 
     Args:
         config_class: a dataclass type such as `LoopConfig`.
-        path: str or None. YAML file of `{key: value}`.
+        path: str or None. YAML file of `{key: value}`; `extends: base.yaml` (relative to it) reads that file
+            first and overrides its keys.
         overrides: dict or None. Values from command-line flags (only the flags given); they win over the
             file.
         ignore_unknown: bool. Skip the file's keys that `config_class` does not have (a job reading
@@ -178,20 +179,35 @@ def load_config(config_class, path=None, overrides=None, ignore_unknown=False):
     source = "<defaults>"
     if path is not None:
         source = os.fspath(path)
-        if not os.path.exists(source):
-            raise ConfigError(f"config file not found: {source}")
-        with open(source, encoding="utf-8") as f:
-            try:
-                values = yaml.safe_load(f) or {}
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{source}: not valid YAML ({e})") from e
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(values).__name__}")
+        values = _read_yaml(source)
         if ignore_unknown:
             known = {f.name for f in dataclasses.fields(config_class)}
             values = {k: v for k, v in values.items() if k in known}
     config_from_dict(config_class, values, source)  # Errors name the file before flags are mixed in.
     return config_from_dict(config_class, {**values, **(overrides or {})}, f"{source} + flags")
+
+
+def _read_yaml(path, including=()):
+    """The `{key: value}` mapping of a YAML config file. Its `extends: other.yaml` key (a path relative to the
+    file) reads that file first; this file's keys win."""
+    if not os.path.exists(path):
+        raise ConfigError(f"config file not found: {path}" + (f" (extended by {including[-1]})" if including else ""))
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(values).__name__}")
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: key 'extends' must be a file name, got {base!r}")
+    base = os.path.join(os.path.dirname(path), base)
+    if os.path.abspath(base) in map(os.path.abspath, (*including, path)):
+        raise ConfigError(f"{path}: key 'extends' makes a cycle through {base}")
+    return {**_read_yaml(base, (*including, path)), **values}
 
 
 def field_help(config_class):

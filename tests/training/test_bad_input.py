@@ -34,6 +34,23 @@ def test_not_yaml_and_missing_file(tmp_path):
         load_config(PretrainConfig, tmp_path / "missing.yaml")
 
 
+def test_extends_reads_the_base_file_first(tmp_path):
+    (tmp_path / "base.yaml").write_text("steps: 5\nbatch_size: 4\nlog_every: 1\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("extends: ../base.yaml\nsteps: 9\n")
+    config = load_config(PretrainConfig, tmp_path / "sub" / "child.yaml", {"batch_size": 2})
+    assert (config.steps, config.batch_size, config.log_every) == (9, 2, 1)
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="loop.yaml: key 'extends' makes a cycle"):
+        load_config(PretrainConfig, tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("extends: gone.yaml\n")
+    with pytest.raises(ConfigError, match=r"not found: .*gone.yaml \(extended by .*orphan.yaml\)"):
+        load_config(PretrainConfig, tmp_path / "orphan.yaml")
+    (tmp_path / "bad.yaml").write_text("extends: base.yaml\nlerning_rate: 1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*lerning_rate"):
+        load_config(PretrainConfig, tmp_path / "bad.yaml")
+
+
 def test_flags_override_and_are_checked():
     config = load_config(PretrainConfig, TINY, {"steps": 7, "output_dir": 2024})
     assert config.steps == 7 and config.output_dir == "2024"
