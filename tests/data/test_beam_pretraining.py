@@ -173,9 +173,9 @@ def test_pipeline_two_workers(corpus, tokenizer, tmp_path, capsys):
 
     # Statistics as the single-process path on the same corpus. On a corpus this small the instance count and
     # the NSP share are noisy for the single-process path itself: over 8 seeds 1452-1672 instances and 51-59%
-    # "random next". So those two get 8% and 8 points: the share's spread over seeds is about 2.5 points, and
-    # the beam run against a 3-seed mean differs by 1.7 of those at 5 points, which a clean run did (the 1-point
-    # comparison at 16 MB is in benchmarks/pretraining_data.py); the masking shares must match within a point or two.
+    # "random next". So those two get 8% and 8 points: one beam run against a 3-seed mean has a spread of about
+    # 3 points, and a clean run was 5.6 points off (the 1-point comparison at 16 MB is in
+    # benchmarks/pretraining_data.py); the masking shares must match within a point or two.
     documents = read_documents([books, broken], tokenizer, PretrainingStats(), invalid_utf8="replace")
     runs = []
     for seed in range(7, 10):
