@@ -178,8 +178,9 @@ def load_config(config_class, path=None, overrides=None, ignore_unknown=False):
     values = {}
     source = "<defaults>"
     if path is not None:
-        source = os.fspath(path)
-        values = _read_yaml(source)
+        values, files = _read_yaml(os.fspath(path))
+        # A key may come from any file of the chain, so errors name them all.
+        source = files[0] + "".join(f" (extends {f})" for f in files[1:])
         if ignore_unknown:
             known = {f.name for f in dataclasses.fields(config_class)}
             values = {k: v for k, v in values.items() if k in known}
@@ -188,8 +189,8 @@ def load_config(config_class, path=None, overrides=None, ignore_unknown=False):
 
 
 def _read_yaml(path, including=()):
-    """The `{key: value}` mapping of a YAML config file. Its `extends: other.yaml` key (a path relative to the
-    file) reads that file first; this file's keys win."""
+    """The `{key: value}` mapping of a YAML config file and the files it was read from (this one first). Its
+    `extends: other.yaml` key (a path relative to the file) reads that file first; this file's keys win."""
     if not os.path.exists(path):
         raise ConfigError(f"config file not found: {path}" + (f" (extended by {including[-1]})" if including else ""))
     with open(path, encoding="utf-8") as f:
@@ -201,13 +202,14 @@ def _read_yaml(path, including=()):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(values).__name__}")
     base = values.pop("extends", None)
     if base is None:
-        return values
+        return values, [path]
     if not isinstance(base, str):
         raise ConfigError(f"{path}: key 'extends' must be a file name, got {base!r}")
     base = os.path.join(os.path.dirname(path), base)
     if os.path.abspath(base) in map(os.path.abspath, (*including, path)):
         raise ConfigError(f"{path}: key 'extends' makes a cycle through {base}")
-    return {**_read_yaml(base, (*including, path)), **values}
+    base_values, files = _read_yaml(base, (*including, path))
+    return {**base_values, **values}, [path, *files]
 
 
 def field_help(config_class):

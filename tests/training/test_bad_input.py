@@ -49,6 +49,10 @@ def test_extends_reads_the_base_file_first(tmp_path):
     (tmp_path / "bad.yaml").write_text("extends: base.yaml\nlerning_rate: 1\n")
     with pytest.raises(ConfigError, match=r"bad.yaml.*lerning_rate"):
         load_config(PretrainConfig, tmp_path / "bad.yaml")
+    (tmp_path / "bad_base.yaml").write_text("lerning_rate: 1\n")
+    (tmp_path / "child_of_bad.yaml").write_text("extends: bad_base.yaml\nsteps: 3\n")
+    with pytest.raises(ConfigError, match=r"child_of_bad.yaml \(extends .*bad_base.yaml\).*lerning_rate"):
+        load_config(PretrainConfig, tmp_path / "child_of_bad.yaml")
 
 
 def test_flags_override_and_are_checked():
