@@ -129,3 +129,18 @@ def test_profile_xla_layer_names(op_name, layer):
     from benchmarks.profile_xla import layer_of
 
     assert layer_of(op_name) == layer
+
+
+def test_sentence_split_holds_out_whole_sentences_and_their_phrases():
+    from benchmarks import sst2_sentence_split
+
+    rows = [("a good film about love and loss", "1"), ("a good film", "1"), ("love and loss", "1"),
+            ("good", "1"), ("a dull script that wastes its cast", "0"), ("a dull script", "0"),
+            ("its cast", "0"), ("film", "1"), ("wastes", "0")]
+    train, held = sst2_sentence_split.split(rows, sentences=1, min_words=5, seed=0)
+    assert len(held) == 1 and held[0] in (rows[0], rows[4])  # The two lines no other line contains.
+    inside = [row for row in rows if f" {row[0]} " in f" {held[0][0]} "]
+    assert not set(inside) & set(train)  # Neither the sentence nor any of its phrases is trained on.
+    assert set(train) | set(inside) == set(rows)  # Nothing else is dropped.
+    with pytest.raises(SystemExit, match="only 2 whole sentences"):
+        sst2_sentence_split.split(rows, sentences=3, min_words=5, seed=0)
