@@ -10,9 +10,10 @@ Not a test. One command, from the repository root:
 2. Distils it twice with `python -m training.distill`: `training/configs/distill_sst2.yaml`'s 3-block student
    into WORK/student3, and `training/configs/distill_sst2_quarter.yaml`'s 2-block student, whose encoder FLOPs on
    the dev sentences are under a quarter of the teacher's (the last block of a sentence classifier runs at [CLS]
-   only), into WORK/student2. The teacher outputs are computed once (WORK/teacher_outputs.npz, reused by both
-   runs and by later runs on the same data); with `--parallel` the second distillation starts as soon as they
-   are cached and runs beside the first. Extra flags (e.g. `--max-train-examples 20000` for a shorter run) go to
+   only), into WORK/student2. Each run's teacher outputs are computed once and kept in
+   WORK/<student>_teacher_outputs.npz for later runs on the same data (the second run starts from the first's
+   when it has none, and uses them when the transfer sets agree); with `--parallel` the second distillation
+   starts once the first has its teacher outputs and runs beside it. Extra flags (e.g. `--max-train-examples 20000` for a shorter run) go to
    both distillations.
 3. Exports the teacher (float32) and each student at float32 and at every `--precisions` (`serving.export
    --precision`'s code, `keras_bert.export.export_model_dir`), loads each as TF Serving does (TF1 session
@@ -60,9 +61,10 @@ def teacher_dir(args):
     return os.path.join(args.work_dir, "finetune")
 
 
-def distill(teacher, out, extra, cache, recipe):
-    """Starts training.distill with `recipe` from scratch into `out` (with the cached teacher outputs `cache` when
-    it exists); returns the process and its start time."""
+def distill(teacher, out, extra, caches, recipe):
+    """Starts training.distill with `recipe` from scratch into `out`, with the first existing file of `caches`
+    (cached teacher outputs: used when they are those of this run's transfer set, else computed again); returns
+    the process and its start time."""
     import shutil
 
     from training.distill import CACHE_FILE
@@ -70,8 +72,10 @@ def distill(teacher, out, extra, cache, recipe):
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    if os.path.exists(cache):
-        shutil.copy(cache, os.path.join(out, CACHE_FILE))
+    for cache in caches:
+        if os.path.exists(cache):
+            shutil.copy(cache, os.path.join(out, CACHE_FILE))
+            break
     command = [sys.executable, "-m", "training.distill", "--config", recipe, "--teacher", teacher, "--output-dir",
                out, *extra]
     print("[distill_sst2] " + " ".join(command), flush=True)
@@ -81,31 +85,32 @@ def distill(teacher, out, extra, cache, recipe):
 def distill_both(teacher, students, extra, work_dir, parallel):
     """Distils the 3-block and the quarter-FLOPs student; returns their wall seconds.
 
-    The first run computes the teacher outputs (unless WORK holds them for the same data) and they are kept in
-    WORK/teacher_outputs.npz for the second; with `parallel` the second starts once they are there.
+    Each run's teacher outputs are kept in WORK/<student>_teacher_outputs.npz for later runs; a run without its
+    own starts from the other student's (the same when the recipes share a transfer set). With `parallel` the
+    second run starts once the first has its teacher outputs and trains.
     """
     import shutil
 
     from training.distill import CACHE_FILE
 
-    cache = os.path.join(work_dir, CACHE_FILE)
-    first_cache = os.path.join(students["student3"], CACHE_FILE)
-    started = {}
-    first, started["student3"] = distill(teacher, students["student3"], extra, cache, RECIPES["student3"])
-    if parallel:  # Its training (and logs/) starts once the teacher outputs are in its cache file.
-        while first.poll() is None and not os.path.exists(os.path.join(students["student3"], "logs")):
+    caches = {name: os.path.join(work_dir, f"{name}_{CACHE_FILE}") for name in students}
+    processes, started, wall = {}, {}, {}
+    first = "student3"
+    processes[first], started[first] = distill(teacher, students[first], extra,
+                                               [caches[first], caches["student2"]], RECIPES[first])
+    if parallel:  # Its training (and logs/) starts once its teacher outputs are in its cache file.
+        while processes[first].poll() is None and not os.path.exists(os.path.join(students[first], "logs")):
             time.sleep(5)
-    wall = {}
-    if not parallel:
-        if first.wait():
-            raise SystemExit(f"error: training.distill failed for {students['student3']}")
-        wall["student3"] = time.perf_counter() - started["student3"]
-    if not os.path.exists(first_cache):
-        raise SystemExit(f"error: training.distill failed for {students['student3']} (no teacher outputs)")
-    if os.path.abspath(first_cache) != os.path.abspath(cache):
-        shutil.copy(first_cache, cache)
-    second, started["student2"] = distill(teacher, students["student2"], extra, cache, RECIPES["student2"])
-    running = {name: process for name, process in (("student3", first), ("student2", second)) if name not in wall}
+    else:
+        if processes[first].wait():
+            raise SystemExit(f"error: training.distill failed for {students[first]}")
+        wall[first] = time.perf_counter() - started[first]
+    if not os.path.exists(os.path.join(students[first], CACHE_FILE)):
+        raise SystemExit(f"error: training.distill failed for {students[first]} (no teacher outputs)")
+    shutil.copy(os.path.join(students[first], CACHE_FILE), caches[first])
+    processes["student2"], started["student2"] = distill(teacher, students["student2"], extra,
+                                                         [caches["student2"], caches[first]], RECIPES["student2"])
+    running = {name: process for name, process in processes.items() if name not in wall}
     while running:
         for name, process in list(running.items()):
             if process.poll() is not None:
@@ -114,6 +119,7 @@ def distill_both(teacher, students, extra, work_dir, parallel):
                 wall[name] = time.perf_counter() - started[name]
                 del running[name]
         time.sleep(1)
+    shutil.copy(os.path.join(students["student2"], CACHE_FILE), caches["student2"])
     return wall
 
 

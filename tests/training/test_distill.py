@@ -1,6 +1,7 @@
 """`training.distill` on real SST-2 sentences: a tiny fine-tuned teacher into a 2-block student that saves, loads,
 evaluates, exports (loaded as TF Serving loads it) and resumes; bad teachers and students fail naming the key."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -234,8 +235,9 @@ def test_neighbour_augmentation_through_the_job(teacher, tmp_path):
     assert message.startswith("augment_candidates: "), message
 
 
-def test_quarter_recipe_shares_the_teacher_outputs_of_the_recipe():
-    """benchmarks.distill_sst2 reuses one teacher-output cache for both recipes: their transfer sets must agree."""
+def test_quarter_recipe_is_the_recipe_with_two_blocks_and_fresh_copies():
+    """The two SST-2 recipes differ only in the student, its steps and the augmented copies, so their benchmark
+    rows compare like with like (the same data, labels, sequence length, precision, losses and seed)."""
     from keras_bert.trainer import parse_job_config
     from training.distill import DistillConfig
 
@@ -243,9 +245,9 @@ def test_quarter_recipe_shares_the_teacher_outputs_of_the_recipe():
         path = os.path.join(REPO_ROOT, "training", "configs", name)
         return parse_job_config(DistillConfig, ["--config", path, "--teacher", "t", "--output-dir", "o"])
 
-    recipe, quarter = load("distill_sst2.yaml"), load("distill_sst2_quarter.yaml")
-    for key in ("train_file", "text_column", "label_column", "labels", "max_seq_length", "max_train_examples",
-                "mixed_precision", "unlabeled_files", "max_unlabeled_examples", "augment_copies", "augmentation",
-                "augment_word_dropout", "augment_candidates", "augment_replace_prob", "seed"):
-        assert getattr(recipe, key) == getattr(quarter, key), key
-    assert len(recipe.student_layers) == 3 and len(quarter.student_layers) == 2
+    recipe = dataclasses.asdict(load("distill_sst2.yaml"))
+    quarter = dataclasses.asdict(load("distill_sst2_quarter.yaml"))
+    differing = {key for key in recipe if recipe[key] != quarter[key]}
+    assert differing == {"student_layers", "steps", "augment_copies", "augmentation"}
+    assert len(recipe["student_layers"]) == 3 and len(quarter["student_layers"]) == 2
+    assert recipe["augment_copies"] == 0 and quarter["augment_copies"] > 0
