@@ -6,7 +6,8 @@
 
 The data keys and flags are those of `training.finetune` (`--train-file`, `--validation-file`, `--steps`, ...).
 The teacher is a `training.finetune` (or `keras_bert.save`) classification or regression directory; the student
-is one of: a subset of its blocks (`student_layers: [0, 2, 4]`, every weight copied), a pretrained encoder
+is one of: a subset of its blocks (`student_layers: [0, 2, 4]`, every weight copied, or the strongest
+`student_intermediate_size` feed-forward neurons of each), a pretrained encoder
 directory (`init`), or a `BertConfig` from scratch (`student_preset` and/or `student_config` overrides of the
 teacher's config). The transfer set is the labelled training file, plus the lines of `unlabeled_files` and
 `augment_copies` word-dropout/swap copies of each training text, all labelled by the teacher; the teacher's
@@ -55,6 +56,8 @@ class DistillConfig(FinetuneConfig):
     Args:
         teacher: str or None. The fine-tuned teacher's model directory.
         student_layers: list or None. Teacher blocks the student keeps, e.g. [0, 2, 4].
+        student_intermediate_size: int or None. With `student_layers`: feed-forward neurons each kept block
+            keeps (those with the largest input x output weight norms; default all).
         student_preset: str or None. A `BertConfig` preset for a student from scratch.
         student_config: dict or None. `BertConfig` overrides (of the preset, else of the teacher's config) for a
             student from scratch, e.g. {num_layers: 2, hidden_size: 256, intermediate_size: 1024}.
@@ -80,6 +83,7 @@ class DistillConfig(FinetuneConfig):
 
     teacher: typing.Optional[str] = None
     student_layers: typing.Optional[list] = dataclasses.field(default=None, metadata={"comma_separated": True})
+    student_intermediate_size: typing.Optional[int] = None
     student_preset: typing.Optional[str] = None
     student_config: typing.Optional[dict] = None
     temperature: float = 2.0
@@ -125,11 +129,16 @@ def build_student(config, teacher, teacher_vocabulary):
     if len(chosen) != 1:
         raise ConfigError("set one of student_layers, init (a pretrained encoder) or student_preset/student_config "
                           f"(from scratch) for the student; got {chosen or 'none'}")
+    inter = config.student_intermediate_size
+    if inter is not None and not layers:
+        raise ConfigError("student_intermediate_size: prunes the blocks of student_layers, which is not set")
     if layers:
+        origin = "teacher blocks " + ",".join(map(str, layers)) + (f", {inter} feed-forward neurons" if inter else "")
         try:
-            return student_from_layers(teacher, layers), "teacher blocks " + ",".join(map(str, layers))
+            return student_from_layers(teacher, layers, inter), origin
         except ValueError as error:
-            raise ConfigError(f"student_layers: {error}") from None
+            key = "student_intermediate_size" if str(error).startswith("intermediate_size") else "student_layers"
+            raise ConfigError(f"{key}: {error}") from None
     if config.init:
         encoder, vocabulary, _ = load_pretrained(config.init)
         if _vocabulary(vocabulary) != teacher_vocabulary:

@@ -89,6 +89,32 @@ def test_student_from_layers_copies_the_chosen_blocks():
         student_from_layers(teacher, [0, 3])
 
 
+def test_pruned_student_is_the_teacher_without_its_weakest_feed_forward_neurons():
+    teacher = _teacher()  # intermediate_size 32
+    student = student_from_layers(teacher, [0, 2], intermediate_size=12)
+    assert student.encoder.config.intermediate_size == 12
+    # The same function as keeping every neuron of a teacher whose dropped neurons are silenced.
+    silenced = student_from_layers(teacher, [0, 2])
+    for block, index in zip(silenced.encoder.transformer_blocks, [0, 2]):
+        source = teacher.encoder.transformer_blocks[index]
+        inputs = keras.ops.convert_to_numpy(source.intermediate.kernel)
+        outputs = keras.ops.convert_to_numpy(source.ffn_output.kernel)
+        importance = np.linalg.norm(inputs, axis=0) * np.linalg.norm(outputs, axis=1)
+        dropped = np.argsort(importance)[:32 - 12]  # NumPy's own ranking, weakest first.
+        kernel = outputs.copy()
+        kernel[dropped] = 0.0
+        block.ffn_output.kernel.assign(kernel)
+    x = random_inputs(vocab_size=50)
+    assert_all_close(student(x), silenced(x), atol=1e-5)
+    assert not np.allclose(keras.ops.convert_to_numpy(student(x)),
+                           keras.ops.convert_to_numpy(student_from_layers(teacher, [0, 2])(x)), atol=1e-3)
+    assert encoder_flops(student.encoder.config, 20) < encoder_flops(silenced.encoder.config, 20)
+    run_serialization_test(student)
+    for bad in (0, 33):
+        with pytest.raises(ValueError, match=r"intermediate_size .* must be in \[1, 32\]"):
+            student_from_layers(teacher, [0], intermediate_size=bad)
+
+
 @pytest.mark.parametrize("kind", [keras_bert.BertClassifier, keras_bert.BertRegressor])
 def test_every_loss_term_decreases_under_fit(kind):
     teacher = _teacher(kind=kind)

@@ -137,6 +137,11 @@ def test_bad_teachers_and_students_name_the_key(teacher, tmp_path):
     assert message.startswith("student_config: ") and "wider" in message
     message = _main_error(*base, "--teacher", teacher, "--student-layers", "0,7")
     assert message.startswith("student_layers: ")
+    message = _main_error(*base, "--teacher", teacher, "--student-layers", "0,1", "--student-intermediate-size", 0)
+    assert message.startswith("student_intermediate_size: ") and "must be in [1, " in message
+    message = _main_error(*data, "--teacher", teacher, "--student-preset", "bert_tiny",
+                          "--student-intermediate-size", 4)
+    assert message.startswith("student_intermediate_size: ") and "student_layers" in message
     message = _main_error(*base, "--teacher", teacher, "--student-layers", "0,1", "--hidden-weight", 1,
                           "--layer-map", "0,9")
     assert message.startswith("layer_map: ")
