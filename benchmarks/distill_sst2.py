@@ -8,13 +8,13 @@ Not a test. One command, from the repository root:
 1. The teacher: `--teacher` (default WORK/../sst2/finetune when it exists), else it is built by
    `python -m benchmarks.sst2_quality --work-dir WORK` (MiniLM-L6-H384 fine-tuned with finetune_sst2.yaml).
 2. Distils it twice with `python -m training.distill`: `training/configs/distill_sst2.yaml`'s 3-block student
-   into WORK/student3, and `training/configs/distill_sst2_quarter.yaml`'s 2-block student, whose encoder FLOPs on
-   the dev sentences are under a quarter of the teacher's (the last block of a sentence classifier runs at [CLS]
-   only), into WORK/student2. Each run's teacher outputs are computed once and kept in
-   WORK/<student>_teacher_outputs.npz for later runs on the same data (the second run starts from the first's
-   when it has none, and uses them when the transfer sets agree); with `--parallel` the second distillation
-   starts once the first has its teacher outputs and runs beside it. Extra flags (e.g. `--max-train-examples 20000` for a shorter run) go to
-   both distillations.
+   into WORK/student3, and `training/configs/distill_sst2_quarter.yaml`'s student (the same blocks with a pruned
+   feed-forward width), whose encoder FLOPs on the dev sentences are under a quarter of the teacher's (the last
+   block of a sentence classifier runs at [CLS] only), into WORK/quarter. Each run's teacher outputs are
+   computed once and kept in WORK/<student>_teacher_outputs.npz for later runs on the same data (the second
+   run starts from the first's when it has none, and uses them when the transfer sets agree); with `--parallel`
+   the second distillation starts once the first has its teacher outputs and runs beside it. Extra flags (e.g.
+   `--max-train-examples 20000` for a shorter run) go to both distillations.
 3. Exports the teacher (float32) and each student at float32 and at every `--precisions` (`serving.export
    --precision`'s code, `keras_bert.export.export_model_dir`), loads each as TF Serving does (TF1 session
    loader), and runs the 872 dev sentences through `serving_default` in batches of `--batch-size`, every model in
@@ -35,9 +35,9 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(REPO_ROOT, "training", "configs", "distill_sst2.yaml")
 QUARTER_RECIPE = os.path.join(REPO_ROOT, "training", "configs", "distill_sst2_quarter.yaml")
-RECIPES = {"student3": RECIPE, "student2": QUARTER_RECIPE}
+RECIPES = {"student3": RECIPE, "quarter": QUARTER_RECIPE}
 DEV = os.path.join(REPO_ROOT, "..", "shared", "data", "sst2", "dev.tsv")
-TARGETS = {"student3": (0.89, 1.9), "student2": (0.88, 3.5)}  # float32 exports: (dev accuracy, speedup) at least
+TARGETS = {"student3": (0.89, 1.9), "quarter": (0.88, 3.5)}  # float32 exports: (dev accuracy, speedup) at least
 LOW_PRECISION_TARGET = (0.885, 5.0)  # the best student at bfloat16 or int8 vs the float32 teacher
 DISTILBERT = (1.4, 1.6)  # Points of dev accuracy lost, speedup (BERT-base -> DistilBERT, SST-2 dev).
 
@@ -97,7 +97,7 @@ def distill_both(teacher, students, extra, work_dir, parallel):
     processes, started, wall = {}, {}, {}
     first = "student3"
     processes[first], started[first] = distill(teacher, students[first], extra,
-                                               [caches[first], caches["student2"]], RECIPES[first])
+                                               [caches[first], caches["quarter"]], RECIPES[first])
     if parallel:  # Its training (and logs/) starts once its teacher outputs are in its cache file.
         while processes[first].poll() is None and not os.path.exists(os.path.join(students[first], "logs")):
             time.sleep(5)
@@ -108,8 +108,8 @@ def distill_both(teacher, students, extra, work_dir, parallel):
     if not os.path.exists(os.path.join(students[first], CACHE_FILE)):
         raise SystemExit(f"error: training.distill failed for {students[first]} (no teacher outputs)")
     shutil.copy(os.path.join(students[first], CACHE_FILE), caches[first])
-    processes["student2"], started["student2"] = distill(teacher, students["student2"], extra,
-                                                         [caches["student2"], caches[first]], RECIPES["student2"])
+    processes["quarter"], started["quarter"] = distill(teacher, students["quarter"], extra,
+                                                         [caches["quarter"], caches[first]], RECIPES["quarter"])
     running = {name: process for name, process in processes.items() if name not in wall}
     while running:
         for name, process in list(running.items()):
@@ -119,7 +119,7 @@ def distill_both(teacher, students, extra, work_dir, parallel):
                 wall[name] = time.perf_counter() - started[name]
                 del running[name]
         time.sleep(1)
-    shutil.copy(os.path.join(students["student2"], CACHE_FILE), caches["student2"])
+    shutil.copy(os.path.join(students["quarter"], CACHE_FILE), caches["quarter"])
     return wall
 
 
@@ -170,7 +170,7 @@ def main(argv=None):
     args, extra = parser.parse_known_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     teacher = teacher_dir(args)
-    students = {"student3": os.path.join(args.work_dir, "student3"), "student2": os.path.join(args.work_dir, "student2")}
+    students = {"student3": os.path.join(args.work_dir, "student3"), "quarter": os.path.join(args.work_dir, "quarter")}
     wall = {} if args.skip_distill else distill_both(teacher, students, extra, args.work_dir, args.parallel)
 
     import keras_bert
@@ -209,19 +209,21 @@ def main(argv=None):
         results["models"][row] = {
             "accuracy": accuracy[row], "sentences_per_second": speed[row], "speedup": ratio, "precision": precision,
             "encoder_flops_ratio": flops[name], "num_layers": configs[name].num_layers,
+            "intermediate_size": configs[name].intermediate_size,
             "distill_seconds": wall.get(name), "points_lost": lost,
             "beats_distilbert": row != "teacher" and lost <= DISTILBERT[0] and ratio >= DISTILBERT[1]}
-        print(f"[distill_sst2] {row}: {configs[name].num_layers} blocks, {precision}, {flops[name]:.3f} of the "
+        print(f"[distill_sst2] {row}: {configs[name].num_layers} blocks x {configs[name].intermediate_size} "
+              f"feed-forward neurons, {precision}, {flops[name]:.3f} of the "
               f"teacher's encoder FLOPs, dev accuracy {100 * accuracy[row]:.2f}%, {speed[row]:.1f} sentences/s "
               f"({ratio:.2f}x)" + (f", distilled in {wall[name] / 60:.1f} min" if name in wall and
                                     precision == "float32" else ""))
     for name, (target_accuracy, target_speedup) in TARGETS.items():
         got = results["models"][name]
-        size_ok = name != "student2" or flops[name] <= 0.25
+        size_ok = name != "quarter" or flops[name] <= 0.25
         got["meets_target"] = got["accuracy"] >= target_accuracy and got["speedup"] >= target_speedup and size_ok
         print(f"{'PASS' if got['meets_target'] else 'MISS'} {name} (float32): {100 * got['accuracy']:.2f}% (target >= "
               f"{100 * target_accuracy:.1f}%), {got['speedup']:.2f}x (target >= {target_speedup}x)"
-              + (f", {flops[name]:.3f} FLOPs (target <= 0.25)" if name == "student2" else ""))
+              + (f", {flops[name]:.3f} FLOPs (target <= 0.25)" if name == "quarter" else ""))
     low = [row for row, _, _, precision in rows if precision != "float32"]
     if low:
         target_accuracy, target_speedup = LOW_PRECISION_TARGET

@@ -240,9 +240,10 @@ def test_neighbour_augmentation_through_the_job(teacher, tmp_path):
     assert message.startswith("augment_candidates: "), message
 
 
-def test_quarter_recipe_is_the_recipe_with_two_blocks_and_fresh_copies():
-    """The two SST-2 recipes differ only in the student, its steps and the augmented copies, so their benchmark
-    rows compare like with like (the same data, labels, sequence length, precision, losses and seed)."""
+def test_quarter_recipe_is_the_recipe_pruned_with_fresh_copies():
+    """The two SST-2 recipes differ only in the student's feed-forward width, its steps and the augmented copies,
+    so their benchmark rows compare like with like (the same data, blocks, sequence length, precision, losses
+    and seed)."""
     from keras_bert.trainer import parse_job_config
     from training.distill import DistillConfig
 
@@ -253,6 +254,6 @@ def test_quarter_recipe_is_the_recipe_with_two_blocks_and_fresh_copies():
     recipe = dataclasses.asdict(load("distill_sst2.yaml"))
     quarter = dataclasses.asdict(load("distill_sst2_quarter.yaml"))
     differing = {key for key in recipe if recipe[key] != quarter[key]}
-    assert differing == {"student_layers", "steps", "augment_copies", "augmentation"}
-    assert len(recipe["student_layers"]) == 3 and len(quarter["student_layers"]) == 2
+    assert differing == {"student_intermediate_size", "steps", "augment_copies", "augmentation"}
+    assert recipe["student_intermediate_size"] is None and quarter["student_intermediate_size"] > 0
     assert recipe["augment_copies"] == 0 and quarter["augment_copies"] > 0
