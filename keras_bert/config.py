@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import typing
 
 # Hugging Face `hidden_act` names -> what they compute (`keras_bert.layers.get_activation` maps each to its function).
 ACTIVATIONS = {
@@ -34,6 +35,9 @@ _HF_KEYS = {
     "pad_token_id": "pad_token_id",
 }
 
+# Written only by models whose heads are not `hidden_size // num_heads` wide.
+_HEAD_SIZE_KEY = "attention_head_size"
+
 
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
@@ -43,7 +47,8 @@ class BertConfig:
         vocab_size: int. Number of word pieces in the vocabulary.
         hidden_size: int. Width of every transformer layer.
         num_layers: int. Number of transformer blocks.
-        num_heads: int. Attention heads per block; must divide `hidden_size`.
+        num_heads: int. Attention heads per block; must divide `hidden_size` unless
+            `head_size` is set.
         intermediate_size: int. Width of the feed-forward inner layer.
         hidden_act: str. Feed-forward activation, named as Hugging Face's
             `hidden_act`: `"gelu"` is the exact erf form, `"gelu_new"`,
@@ -58,6 +63,8 @@ class BertConfig:
             of after the residual (post-LN, as the original BERT).
         pad_token_id: int. Id of `[PAD]`.
         lowercase: bool. Whether the vocabulary is uncased (tokenizer hint).
+        head_size: int or None. Width of each attention head; None: `hidden_size //
+            num_heads` (every checkpoint layout). A student with pruned heads sets it.
 
     Example:
     >>> config = BertConfig.from_preset("bert_tiny", vocab_size=1000)
@@ -80,11 +87,15 @@ class BertConfig:
     pre_layer_norm: bool = False
     pad_token_id: int = 0
     lowercase: bool = True
+    head_size: typing.Optional[int] = None
 
     def __post_init__(self):
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"BertConfig.hidden_act={self.hidden_act!r} is not one of {tuple(ACTIVATIONS)}")
-        if self.hidden_size % self.num_heads:
+        if self.head_size is not None and (not isinstance(self.head_size, int) or isinstance(self.head_size, bool)
+                                           or self.head_size <= 0):
+            raise ValueError(f"BertConfig.head_size must be a positive int or None, got {self.head_size!r}")
+        if self.head_size is None and self.hidden_size % self.num_heads:
             raise ValueError(
                 f"BertConfig.hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}"
             )
@@ -93,6 +104,16 @@ class BertConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"BertConfig.{name} must be a positive int, got {value!r}")
+
+    @property
+    def attention_head_size(self):
+        """The width of each attention head (`head_size`, or `hidden_size // num_heads`)."""
+        return self.head_size if self.head_size is not None else self.hidden_size // self.num_heads
+
+    @property
+    def has_standard_heads(self):
+        """Whether the heads together are as wide as the hidden size, as every checkpoint layout has them."""
+        return self.num_heads * self.attention_head_size == self.hidden_size
 
     # --- presets -----------------------------------------------------------
 
@@ -131,6 +152,8 @@ class BertConfig:
     def to_hf_dict(self):
         """The Hugging Face `BertConfig` dict (`config.json` keys)."""
         hf = {hf_key: getattr(self, key) for key, hf_key in _HF_KEYS.items()}
+        if self.head_size is not None:  # Not a Hugging Face key: only a pruned-head model writes it.
+            hf[_HEAD_SIZE_KEY] = self.head_size
         hf.update(model_type="bert", architectures=["BertForPreTraining"], position_embedding_type="absolute")
         return hf
 
@@ -144,6 +167,8 @@ class BertConfig:
             raise ValueError(f"Unsupported position_embedding_type={hf['position_embedding_type']!r}")
         values = {key: hf[hf_key] for key, hf_key in _HF_KEYS.items() if hf_key in hf and hf[hf_key] is not None}
         values.setdefault("intermediate_size", 4 * values["hidden_size"])
+        if hf.get(_HEAD_SIZE_KEY) is not None:
+            values["head_size"] = hf[_HEAD_SIZE_KEY]
         return cls(**values)
 
     def to_json(self, path=None, hf=True):

@@ -7,7 +7,7 @@
 The data keys and flags are those of `training.finetune` (`--train-file`, `--validation-file`, `--steps`, ...).
 The teacher is a `training.finetune` (or `keras_bert.save`) classification or regression directory; the student
 is one of: a subset of its blocks (`student_layers: [0, 2, 4]`, every weight copied, or the strongest
-`student_intermediate_size` feed-forward neurons of each), a pretrained encoder
+`student_intermediate_size` feed-forward neurons and `student_num_heads` attention heads of each), a pretrained encoder
 directory (`init`), or a `BertConfig` from scratch (`student_preset` and/or `student_config` overrides of the
 teacher's config). The transfer set is the labelled training file, plus the lines of `unlabeled_files` and
 `augment_copies` word-dropout/swap copies of each training text, all labelled by the teacher; the teacher's
@@ -58,6 +58,8 @@ class DistillConfig(FinetuneConfig):
         student_layers: list or None. Teacher blocks the student keeps, e.g. [0, 2, 4].
         student_intermediate_size: int or None. With `student_layers`: feed-forward neurons each kept block
             keeps (those with the largest input x output weight norms; default all).
+        student_num_heads: int or None. With `student_layers`: attention heads each kept block keeps (those
+            with the largest value x output weight norms; default all).
         student_preset: str or None. A `BertConfig` preset for a student from scratch.
         student_config: dict or None. `BertConfig` overrides (of the preset, else of the teacher's config) for a
             student from scratch, e.g. {num_layers: 2, hidden_size: 256, intermediate_size: 1024}.
@@ -84,6 +86,7 @@ class DistillConfig(FinetuneConfig):
     teacher: typing.Optional[str] = None
     student_layers: typing.Optional[list] = dataclasses.field(default=None, metadata={"comma_separated": True})
     student_intermediate_size: typing.Optional[int] = None
+    student_num_heads: typing.Optional[int] = None
     student_preset: typing.Optional[str] = None
     student_config: typing.Optional[dict] = None
     temperature: float = 2.0
@@ -129,15 +132,19 @@ def build_student(config, teacher, teacher_vocabulary):
     if len(chosen) != 1:
         raise ConfigError("set one of student_layers, init (a pretrained encoder) or student_preset/student_config "
                           f"(from scratch) for the student; got {chosen or 'none'}")
-    inter = config.student_intermediate_size
-    if inter is not None and not layers:
-        raise ConfigError("student_intermediate_size: prunes the blocks of student_layers, which is not set")
+    inter, heads = config.student_intermediate_size, config.student_num_heads
+    for key, value in (("student_intermediate_size", inter), ("student_num_heads", heads)):
+        if value is not None and not layers:
+            raise ConfigError(f"{key}: prunes the blocks of student_layers, which is not set")
     if layers:
-        origin = "teacher blocks " + ",".join(map(str, layers)) + (f", {inter} feed-forward neurons" if inter else "")
+        origin = ("teacher blocks " + ",".join(map(str, layers)) + (f", {inter} feed-forward neurons" if inter else "")
+                  + (f", {heads} heads" if heads else ""))
         try:
-            return student_from_layers(teacher, layers, inter), origin
+            return student_from_layers(teacher, layers, inter, heads), origin
         except ValueError as error:
-            key = "student_intermediate_size" if str(error).startswith("intermediate_size") else "student_layers"
+            # The library names the argument first; map it back to its key.
+            key = {"intermediate_size": "student_intermediate_size", "num_heads": "student_num_heads"}.get(
+                str(error).split(" ")[0], "student_layers")
             raise ConfigError(f"{key}: {error}") from None
     if config.init:
         encoder, vocabulary, _ = load_pretrained(config.init)
@@ -424,7 +431,8 @@ def main(argv=None):
                               f"{t.hidden_size}; the hidden_weight projection maps a narrower student to the "
                               f"teacher's width")
         if config.attention_weight and s.num_heads != t.num_heads:
-            key = "init" if config.init else ("student_config" if config.student_config else "student_preset")
+            key = ("student_num_heads" if config.student_num_heads else "init" if config.init
+                   else "student_config" if config.student_config else "student_preset")
             raise ConfigError(f"{key}: the student's num_heads {s.num_heads} differs from the teacher's "
                               f"{t.num_heads}; attention_weight compares attention distributions head by head")
         layer_map = _ints(config.layer_map, "layer_map")

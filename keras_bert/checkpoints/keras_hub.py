@@ -34,6 +34,9 @@ def keras_hub_rules(config):
     Args:
         config: `BertConfig`. The encoder's shape.
     """
+    if not config.has_standard_heads:
+        raise ValueError(f"keras-hub's BertBackbone has heads of hidden_size / num_heads; this model's are "
+                         f"{config.attention_head_size} wide (pruned heads have no equivalent)")
     h, n = config.hidden_size, config.num_heads
     d = h // n
     rules = []

@@ -37,6 +37,9 @@ def bert_rules(config, heads, name, kernels_out_in):
     """
     if config.pre_layer_norm:
         raise ValueError("The original BERT layout is post-LayerNorm; a pre-LN model has no equivalent")
+    if not config.has_standard_heads:
+        raise ValueError(f"The original BERT layout has {config.num_heads} heads of hidden_size / num_heads; this "
+                         f"model's are {config.attention_head_size} wide (pruned heads have no equivalent)")
     h, inner = config.hidden_size, config.intermediate_size
     t = transpose if kernels_out_in else identity
 

@@ -25,7 +25,11 @@ class SelfAttention(keras.layers.Layer):
 
     Args:
         hidden_size: int. Model width.
-        num_heads: int. Number of attention heads; must divide `hidden_size`.
+        num_heads: int. Number of attention heads; must divide `hidden_size` unless
+            `head_size` is given.
+        head_size: int or None. Width of each head; None: `hidden_size // num_heads`.
+            Heads of another width (a student with pruned heads) project from and back
+            to `hidden_size` all the same.
         dropout: float. Dropout on attention probabilities.
         initializer_range: float. Stddev of the truncated-normal initializer.
 
@@ -50,19 +54,21 @@ class SelfAttention(keras.layers.Layer):
     (2, 2, 5, 5)
     """
 
-    def __init__(self, hidden_size, num_heads, dropout=0.1, initializer_range=0.02, **kwargs):
+    def __init__(self, hidden_size, num_heads, dropout=0.1, initializer_range=0.02, head_size=None, **kwargs):
         super().__init__(**kwargs)
-        if hidden_size % num_heads:
+        if head_size is None and hidden_size % num_heads:
             raise ValueError(f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}")
         # === Config ===
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.dropout = dropout
         self.initializer_range = initializer_range
-        self.head_size = hidden_size // num_heads
+        self.head_size = hidden_size // num_heads if head_size is None else int(head_size)
+        self._head_size_arg = head_size
+        self.attention_size = num_heads * self.head_size  # All heads side by side.
         # === Layers ===
         initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
-        self.qkv = keras.layers.Dense(3 * hidden_size, kernel_initializer=initializer,
+        self.qkv = keras.layers.Dense(3 * self.attention_size, kernel_initializer=initializer,
                                       dtype=self.dtype_policy, name="qkv")
         self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=initializer,
                                                dtype=self.dtype_policy, name="output")
@@ -70,7 +76,7 @@ class SelfAttention(keras.layers.Layer):
 
     def build(self, x_shape, padding_mask_shape=None):
         self.qkv.build(x_shape)
-        self.output_dense.build(tuple(x_shape[:-1]) + (self.hidden_size,))
+        self.output_dense.build(tuple(x_shape[:-1]) + (self.attention_size,))
 
     def call(self, x, padding_mask, training=None, first_token_only=False, return_attention_scores=False):
         # Projections run on a 2D `[batch * seq, hidden]` view: a plain MatMul is much
@@ -107,7 +113,7 @@ class SelfAttention(keras.layers.Layer):
                                 (ops.shape(query)[0], 1, ops.shape(query)[1], ops.shape(padding_mask)[1]))
         context = ops.dot_product_attention(query, key, value, mask=mask,
                                             scale=self.head_size ** -0.5)
-        return ops.reshape(context, (-1, self.hidden_size))
+        return ops.reshape(context, (-1, self.attention_size))
 
     def _attention(self, qkv, padding_mask, training, first_token_only):
         """`[batch, seq, 3, heads, head_size]` -> context `[batch * seq (or batch), hidden]`, probabilities."""
@@ -124,10 +130,10 @@ class SelfAttention(keras.layers.Layer):
         probs = ops.softmax(scores, axis=-1)
         dropped = ops.cast(self.dropout_layer(probs, training=training), self.compute_dtype)
         context = ops.matmul(dropped, value)  # [batch, heads, seq, head_size]
-        return ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size)), probs
+        return ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, self.attention_size)), probs
 
     def get_config(self):
         config = super().get_config()
         config.update(hidden_size=self.hidden_size, num_heads=self.num_heads, dropout=self.dropout,
-                      initializer_range=self.initializer_range)
+                      initializer_range=self.initializer_range, head_size=self._head_size_arg)
         return config

@@ -26,6 +26,7 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon: float. LayerNorm epsilon.
         initializer_range: float. Stddev of the truncated-normal initializer.
         pre_layer_norm: bool. Pre-LN instead of post-LN.
+        head_size: int or None. Width of each attention head (see `SelfAttention`).
 
     Call arguments:
         x: float tensor `[batch, seq, hidden]`.
@@ -39,7 +40,7 @@ class TransformerBlock(keras.layers.Layer):
 
     def __init__(self, hidden_size, num_heads, intermediate_size, hidden_act="gelu", dropout=0.1,
                  attention_dropout=0.1, layer_norm_epsilon=1e-12, initializer_range=0.02,
-                 pre_layer_norm=False, **kwargs):
+                 pre_layer_norm=False, head_size=None, **kwargs):
         super().__init__(**kwargs)
         # === Config ===
         self.hidden_size = hidden_size
@@ -51,10 +52,12 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
         self.pre_layer_norm = pre_layer_norm
+        self.head_size = head_size
         # === Layers ===
         initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
         self.attention = SelfAttention(hidden_size, num_heads, dropout=attention_dropout,
-                                       initializer_range=initializer_range, dtype=self.dtype_policy,
+                                       initializer_range=initializer_range, head_size=head_size,
+                                       dtype=self.dtype_policy,
                                        name="attention")
         self.attention_dropout_layer = Dropout(dropout, dtype=self.dtype_policy, name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
@@ -118,5 +121,5 @@ class TransformerBlock(keras.layers.Layer):
             hidden_size=self.hidden_size, num_heads=self.num_heads,
             intermediate_size=self.intermediate_size, hidden_act=self.hidden_act, dropout=self.dropout,
             attention_dropout=self.attention_dropout, layer_norm_epsilon=self.layer_norm_epsilon,
-            initializer_range=self.initializer_range, pre_layer_norm=self.pre_layer_norm)
+            initializer_range=self.initializer_range, pre_layer_norm=self.pre_layer_norm, head_size=self.head_size)
         return config

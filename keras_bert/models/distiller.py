@@ -261,16 +261,17 @@ def encoder_flops(config, sequence_length, first_token_only_last=True):
         first_token_only_last: bool. The last block at `[CLS]` only, as sentence-level task models run it.
     """
     h, inter, n = config.hidden_size, config.intermediate_size, float(sequence_length)
+    a = config.num_heads * config.attention_head_size  # The heads' total width.
 
     def block(rows):  # K and V over every token; Q, scores, output and FFN for `rows` query rows.
-        return 2 * (2 * n * h * h + rows * h * h + 2 * rows * n * h + rows * h * h + 2 * rows * h * inter)
+        return 2 * (2 * n * h * a + rows * h * a + 2 * rows * n * a + rows * a * h + 2 * rows * h * inter)
 
     full = block(n)
     last = block(1.0) if first_token_only_last else full
     return (config.num_layers - 1) * full + last
 
 
-def student_from_layers(teacher, layers, intermediate_size=None):
+def student_from_layers(teacher, layers, intermediate_size=None, num_heads=None):
     """A student of the teacher's class with a subset of its blocks (DistilBERT-style), their weights copied.
 
     Args:
@@ -279,6 +280,9 @@ def student_from_layers(teacher, layers, intermediate_size=None):
         intermediate_size: int or None. Feed-forward neurons each kept block keeps (default: all): those with the
             largest product of their input and output weight norms, a structured pruning of the feed-forward
             network that cuts its cost in proportion.
+        num_heads: int or None. Attention heads each kept block keeps (default: all): those with the largest
+            product of their value and output weight norms. They keep the teacher's head width, so the query,
+            key, value and output projections shrink in proportion.
 
     Returns:
         The student task model (embeddings, the chosen blocks, pooler and head: the teacher's weights).
@@ -291,15 +295,25 @@ def student_from_layers(teacher, layers, intermediate_size=None):
     if not (isinstance(intermediate_size, int) and 1 <= intermediate_size <= t.intermediate_size):
         raise ValueError(f"intermediate_size {intermediate_size!r} must be in [1, {t.intermediate_size}] (the "
                          f"teacher's feed-forward width)")
-    encoder = BertEncoder(t.replace(num_layers=len(layers), intermediate_size=intermediate_size))
+    num_heads = t.num_heads if num_heads is None else num_heads
+    if not (isinstance(num_heads, int) and 1 <= num_heads <= t.num_heads):
+        raise ValueError(f"num_heads {num_heads!r} must be in [1, {t.num_heads}] (the teacher's heads)")
+    head_size = t.head_size if num_heads == t.num_heads else t.attention_head_size
+    encoder = BertEncoder(t.replace(num_layers=len(layers), intermediate_size=intermediate_size,
+                                    num_heads=num_heads, head_size=head_size))
     student = _same_head(teacher, encoder)
     encoder.embeddings.set_weights(teacher.encoder.embeddings.get_weights())
     for block, index in zip(encoder.transformer_blocks, layers):
         source = teacher.encoder.transformer_blocks[index]
-        keep = ffn_neurons(source, intermediate_size)
-        # The same layer class, so the same variables in the same order; only the kept neurons' rows differ.
-        rows = {id(source.intermediate.kernel): (slice(None), keep), id(source.intermediate.bias): keep,
-                id(source.ffn_output.kernel): keep}
+        neurons = ffn_neurons(source, intermediate_size)
+        columns = head_columns(source.attention, attention_heads(source.attention, num_heads))
+        qkv = np.concatenate([columns + part * source.attention.attention_size for part in range(3)])
+        # The same layer class, so the same variables in the same order; only the kept neurons' and heads'
+        # rows and columns differ.
+        rows = {id(source.intermediate.kernel): (slice(None), neurons), id(source.intermediate.bias): neurons,
+                id(source.ffn_output.kernel): neurons,
+                id(source.attention.qkv.kernel): (slice(None), qkv), id(source.attention.qkv.bias): qkv,
+                id(source.attention.output_dense.kernel): columns}
         for target, weight in zip(block.weights, source.weights):
             value = ops.convert_to_numpy(weight)
             target.assign(value[rows[id(weight)]] if id(weight) in rows else value)
@@ -317,6 +331,24 @@ def ffn_neurons(block, count):
     outputs = ops.convert_to_numpy(block.ffn_output.kernel)  # [intermediate, hidden]
     importance = np.linalg.norm(inputs, axis=0) * np.linalg.norm(outputs, axis=1)
     return np.sort(np.argsort(-importance, kind="stable")[:count])
+
+
+def attention_heads(attention, count):
+    """The `count` heads of a `SelfAttention` with the largest ||value weights|| x ||output weights||, in their
+    original order (int array)."""
+    heads, size = attention.num_heads, attention.head_size
+    qkv = ops.convert_to_numpy(attention.qkv.kernel)  # [hidden, 3 * heads * size]: query, key, value.
+    value = qkv[:, 2 * heads * size:].reshape(-1, heads, size)
+    output = ops.convert_to_numpy(attention.output_dense.kernel).reshape(heads, size, -1)
+    importance = np.linalg.norm(value, axis=(0, 2)) * np.linalg.norm(output, axis=(1, 2))
+    return np.sort(np.argsort(-importance, kind="stable")[:count])
+
+
+def head_columns(attention, heads):
+    """The columns of one of a `SelfAttention`'s query, key or value projections (or the output projection's
+    rows) that belong to `heads` (int array)."""
+    size = attention.head_size
+    return (np.asarray(heads)[:, None] * size + np.arange(size)[None, :]).reshape(-1)
 
 
 def _same_head(teacher, encoder):

@@ -90,7 +90,7 @@ class BertEncoder(keras.Model):
                 intermediate_size=config.intermediate_size, hidden_act=config.hidden_act,
                 dropout=config.hidden_dropout, attention_dropout=config.attention_dropout,
                 layer_norm_epsilon=config.layer_norm_epsilon, initializer_range=config.initializer_range,
-                pre_layer_norm=config.pre_layer_norm, name=f"transformer_block_{i}")
+                pre_layer_norm=config.pre_layer_norm, head_size=config.head_size, name=f"transformer_block_{i}")
             for i in range(config.num_layers)
         ]
         # Pre-LN stacks end with one more LayerNorm; post-LN blocks already end in one.

@@ -215,7 +215,7 @@ class BertExtractiveSummarizer(Task):
             hidden_size=config.hidden_size, num_heads=config.num_heads, intermediate_size=config.intermediate_size,
             hidden_act=config.hidden_act, dropout=dropout, attention_dropout=config.attention_dropout,
             layer_norm_epsilon=config.layer_norm_epsilon, initializer_range=config.initializer_range,
-            name=f"inter_sentence_block_{i}") for i in range(num_inter_layers)]
+            head_size=config.head_size, name=f"inter_sentence_block_{i}") for i in range(num_inter_layers)]
         heads = {a: SentenceScores(config.initializer_range, name=a) for a in aspects}
         # === Functional Model ===
         inputs = summarizer_inputs()

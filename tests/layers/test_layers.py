@@ -26,24 +26,32 @@ def test_self_attention():
     assert layer.qkv.kernel.shape == (8, 24)
     with pytest.raises(ValueError, match="not divisible"):
         layers.SelfAttention(hidden_size=8, num_heads=3)
+    # Heads of their own width (pruned heads): 3 x 2 = 6 wide, projected from and back to 8.
+    narrow = layers.SelfAttention(hidden_size=8, num_heads=3, head_size=2, dropout=0.0)
+    run_layer_test(narrow, (X, MASK), (2, 5, 8), expected_num_trainable_weights=4,
+                   expected_num_non_trainable_weights=0)
+    assert narrow.qkv.kernel.shape == (8, 18) and narrow.output_dense.kernel.shape == (6, 8)
 
 
+@pytest.mark.parametrize("num_heads,head_size", [(2, None), (3, 2)])
 @pytest.mark.parametrize("fused", [False, True])
-def test_self_attention_matches_naive_per_head_computation(fused):
+def test_self_attention_matches_naive_per_head_computation(fused, num_heads, head_size):
     # Both paths, whichever the backend picks: `ops.dot_product_attention` (JAX, PyTorch at inference)
     # and the hand-laid-out one (TensorFlow, and training with dropout everywhere).
-    layer = layers.SelfAttention(hidden_size=8, num_heads=2, dropout=0.0)
+    layer = layers.SelfAttention(hidden_size=8, num_heads=num_heads, head_size=head_size, dropout=0.0)
     layer._use_fused_kernel = lambda training: fused
+    size = head_size or 8 // num_heads
+    width = num_heads * size
     out = keras.ops.convert_to_numpy(layer(X, MASK))
     first = keras.ops.convert_to_numpy(layer(X, MASK, first_token_only=True))
     kernel, bias = [np.asarray(w) for w in layer.qkv.get_weights()]
     out_kernel, out_bias = [np.asarray(w) for w in layer.output_dense.get_weights()]
     qkv = X @ kernel + bias
-    q, k, v = qkv[..., :8], qkv[..., 8:16], qkv[..., 16:]
+    q, k, v = qkv[..., :width], qkv[..., width:2 * width], qkv[..., 2 * width:]
     heads = []
-    for h in range(2):
-        sl = slice(4 * h, 4 * h + 4)
-        scores = q[..., sl] @ np.swapaxes(k[..., sl], 1, 2) / 2.0
+    for h in range(num_heads):
+        sl = slice(size * h, size * h + size)
+        scores = q[..., sl] @ np.swapaxes(k[..., sl], 1, 2) / np.sqrt(size)
         scores = np.where(MASK[:, None, :] > 0, scores, -1e30)
         probs = np.exp(scores - scores.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)

@@ -33,6 +33,26 @@ def test_hf_json_round_trip(tmp_path):
     assert BertConfig.from_json(config.to_json(hf=False)) == config
 
 
+def test_head_size_of_pruned_heads_round_trips_and_no_checkpoint_layout_takes_it(tmp_path):
+    from keras_bert.checkpoints.keras_hub import keras_hub_rules
+    from keras_bert.checkpoints.layout import bert_rules
+
+    standard = BertConfig.from_preset("bert_mini")
+    assert standard.attention_head_size == 64 and standard.has_standard_heads
+    assert "attention_head_size" not in standard.to_hf_dict()  # Plain models write plain Hugging Face files.
+    pruned = standard.replace(num_heads=3, head_size=64)
+    assert pruned.attention_head_size == 64 and not pruned.has_standard_heads
+    assert BertConfig.from_json(pruned.to_json(str(tmp_path / "config.json"))) == pruned
+    assert BertConfig.from_json(pruned.to_json(hf=False)) == pruned
+    assert BertConfig(hidden_size=10, num_heads=3, head_size=4).attention_head_size == 4
+    with pytest.raises(ValueError, match="head_size must be a positive int"):
+        BertConfig(head_size=0)
+    with pytest.raises(ValueError, match="pruned heads have no equivalent"):
+        bert_rules(pruned, heads=False, name=lambda n: n, kernels_out_in=False)
+    with pytest.raises(ValueError, match="pruned heads have no equivalent"):
+        keras_hub_rules(pruned)
+
+
 def test_hf_config_with_extra_keys_reads():
     hf = {"vocab_size": 99, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
           "intermediate_size": 32, "hidden_act": "gelu", "model_type": "bert", "torch_dtype": "float32",

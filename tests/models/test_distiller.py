@@ -57,10 +57,11 @@ def test_attention_loss_equals_numpy_reference_over_real_rows():
     assert float(attention_loss(p, p, mask)) == pytest.approx(0.0, abs=1e-6)
 
 
-def _teacher(num_layers=3, hidden_size=16, kind=keras_bert.BertClassifier):
+def _teacher(num_layers=3, hidden_size=16, kind=keras_bert.BertClassifier, num_heads=2):
     """A tiny teacher whose head gives confident, input-dependent logits (large pooler and output kernels) and peaked attention (large query/key kernels)."""
     keras.utils.set_random_seed(1)
-    config = tiny_config(hidden_size=hidden_size, num_layers=num_layers, intermediate_size=2 * hidden_size)
+    config = tiny_config(hidden_size=hidden_size, num_layers=num_layers, intermediate_size=2 * hidden_size,
+                         num_heads=num_heads)
     teacher = (kind(keras_bert.BertEncoder(config), num_classes=3, labels=["a", "b", "c"])
                if kind is keras_bert.BertClassifier else kind(keras_bert.BertEncoder(config)))
     rng = np.random.default_rng(2)
@@ -113,6 +114,32 @@ def test_pruned_student_is_the_teacher_without_its_weakest_feed_forward_neurons(
     for bad in (0, 33):
         with pytest.raises(ValueError, match=r"intermediate_size .* must be in \[1, 32\]"):
             student_from_layers(teacher, [0], intermediate_size=bad)
+
+
+def test_head_pruned_student_is_the_teacher_without_its_weakest_heads():
+    teacher = _teacher(num_heads=4)  # hidden 16: 4 heads of 4
+    student = student_from_layers(teacher, [0, 2], intermediate_size=12, num_heads=3)
+    config = student.encoder.config
+    assert (config.num_heads, config.attention_head_size, config.hidden_size) == (3, 4, 16)
+    # The same function as keeping every head of a teacher whose dropped heads' outputs are silenced.
+    silenced = student_from_layers(teacher, [0, 2], intermediate_size=12)
+    for block, index in zip(silenced.encoder.transformer_blocks, [0, 2]):
+        source = teacher.encoder.transformer_blocks[index].attention
+        value = keras.ops.convert_to_numpy(source.qkv.kernel)[:, 32:].reshape(16, 4, 4)  # [hidden, heads, size]
+        output = keras.ops.convert_to_numpy(source.output_dense.kernel).reshape(4, 4, 16)
+        importance = np.sqrt((value ** 2).sum(axis=(0, 2))) * np.sqrt((output ** 2).sum(axis=(1, 2)))
+        dropped = np.argsort(importance)[0]  # NumPy's own ranking: the weakest head.
+        output[dropped] = 0.0
+        block.attention.output_dense.kernel.assign(output.reshape(16, 16))
+    x = random_inputs(vocab_size=50)
+    assert_all_close(student(x), silenced(x), atol=1e-5)
+    assert not np.allclose(keras.ops.convert_to_numpy(student(x)),
+                           keras.ops.convert_to_numpy(student_from_layers(teacher, [0, 2], 12)(x)), atol=1e-3)
+    assert encoder_flops(config, 20) < encoder_flops(silenced.encoder.config, 20)
+    run_serialization_test(student)
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match=r"num_heads .* must be in \[1, 4\]"):
+            student_from_layers(teacher, [0], num_heads=bad)
 
 
 @pytest.mark.parametrize("kind", [keras_bert.BertClassifier, keras_bert.BertRegressor])

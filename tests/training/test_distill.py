@@ -142,6 +142,13 @@ def test_bad_teachers_and_students_name_the_key(teacher, tmp_path):
     message = _main_error(*data, "--teacher", teacher, "--student-preset", "bert_tiny",
                           "--student-intermediate-size", 4)
     assert message.startswith("student_intermediate_size: ") and "student_layers" in message
+    message = _main_error(*base, "--teacher", teacher, "--student-layers", "0,1", "--student-num-heads", 99)
+    assert message.startswith("student_num_heads: ") and "must be in [1, " in message
+    message = _main_error(*data, "--teacher", teacher, "--student-preset", "bert_tiny", "--student-num-heads", 1)
+    assert message.startswith("student_num_heads: ") and "student_layers" in message
+    message = _main_error(*base, "--teacher", teacher, "--student-layers", "0,1", "--student-num-heads", 1,
+                          "--attention-weight", 1)
+    assert message.startswith("student_num_heads: ") and "head by head" in message
     message = _main_error(*base, "--teacher", teacher, "--student-layers", "0,1", "--hidden-weight", 1,
                           "--layer-map", "0,9")
     assert message.startswith("layer_map: ")
