@@ -144,3 +144,29 @@ def test_sentence_split_holds_out_whole_sentences_and_their_phrases():
     assert set(train) | set(inside) == set(rows)  # Nothing else is dropped.
     with pytest.raises(SystemExit, match="only 2 whole sentences"):
         sst2_sentence_split.split(rows, sentences=3, min_words=5, seed=0)
+
+
+def test_student_speed_cuts_times_and_sizes_the_shapes_it_is_given(tmp_path, capsys):
+    import os
+
+    from benchmarks import distill_sst2, student_speed
+    from tests.test_case import save_tiny_init
+
+    if not os.path.exists(distill_sst2.DEV):
+        pytest.skip(f"real data not found: {distill_sst2.DEV} (see ../shared/data/README.md)")
+    init = keras_bert.load(save_tiny_init(tmp_path / "init", num_layers=2))
+    teacher = keras_bert.save(keras_bert.BertClassifier(init, num_classes=2), tmp_path / "teacher",
+                              vocab_file=str(tmp_path / "init" / "vocab.txt"))
+    shapes = ["0,1", "1:8:1"]
+    results = student_speed.main(["--teacher", teacher, "--work-dir", str(tmp_path / "work"), "--rounds", "1",
+                                  "--students", *shapes])
+    models = results["models"]
+    assert list(models) == ["teacher", "blocks0-1", "blocks1_ffn8_heads1"]
+    assert models["teacher"]["speedup"] == 1.0 and models["blocks0-1"]["encoder_flops_ratio"] == 1.0
+    assert 0 < models["blocks1_ffn8_heads1"]["encoder_flops_ratio"] < 0.5
+    assert all(m["sentences_per_second"] > 0 for m in models.values())
+    pruned = keras_bert.load(str(tmp_path / "work" / "blocks1_ffn8_heads1")).encoder.config
+    assert (pruned.num_layers, pruned.intermediate_size, pruned.num_heads) == (1, 8, 1)
+    assert "blocks1_ffn8_heads1: " in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="blocks0_heads9: num_heads 9 must be in"):
+        student_speed.main(["--teacher", teacher, "--work-dir", str(tmp_path / "work"), "--students", "0::9"])
